@@ -1,0 +1,1 @@
+"""Adapters, one package per provider and one module per (provider, interface)."""

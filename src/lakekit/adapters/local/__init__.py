@@ -1,0 +1,1 @@
+"""The embedded local lake: files, a durable log and an in-process function runtime."""

@@ -1,0 +1,1 @@
+"""SQLAlchemy-backed adapters (the SQL catalog on SQLite or PostgreSQL)."""

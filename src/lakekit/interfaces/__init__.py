@@ -1,0 +1,47 @@
+"""The five provider-neutral interfaces. Each module holds the implementer ABC
+(``...Adapter``) and the user-facing facade built on it."""
+
+from lakekit.interfaces.catalog import Catalog, CatalogAdapter, StateEntry, TableMetadata, TableUpdate
+from lakekit.interfaces.function_runtime import (
+    Context,
+    DeadLetter,
+    FunctionOptions,
+    FunctionRuntime,
+    FunctionRuntimeAdapter,
+)
+from lakekit.interfaces.object_store import (
+    ListResult,
+    ObjectMeta,
+    ObjectStore,
+    ObjectStoreAdapter,
+    PutMode,
+)
+from lakekit.interfaces.query_engine import QueryEngine, QueryEngineAdapter, QueryResult
+from lakekit.interfaces.stream import Consumer, Message, Record, RecordPosition, Stream, StreamAdapter
+
+__all__ = [
+    "Catalog",
+    "CatalogAdapter",
+    "Consumer",
+    "Context",
+    "DeadLetter",
+    "FunctionOptions",
+    "FunctionRuntime",
+    "FunctionRuntimeAdapter",
+    "ListResult",
+    "Message",
+    "ObjectMeta",
+    "ObjectStore",
+    "ObjectStoreAdapter",
+    "PutMode",
+    "QueryEngine",
+    "QueryEngineAdapter",
+    "QueryResult",
+    "Record",
+    "RecordPosition",
+    "StateEntry",
+    "Stream",
+    "StreamAdapter",
+    "TableMetadata",
+    "TableUpdate",
+]
