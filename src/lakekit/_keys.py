@@ -64,7 +64,8 @@ def _check_path(path: str, *, what: str) -> None:
     for segment in path.split("/"):
         if segment in ("", ".", ".."):
             raise InvalidInputError(
-                f"{what} {path!r} has an empty, '.' or '..' segment: keys cannot leave the lake root"
+                f"{what} {path!r} has an empty, '.' or '..' segment: "
+                "keys are relative and cannot leave the lake root"
             )
         if segment.startswith(RESERVED_PREFIX):
             raise InvalidInputError(

@@ -30,19 +30,20 @@ def redact_url(url: str) -> str:
         return _CONN_STRING_SECRET.sub(rf"\g<1>{_MASK}", url)
     try:
         parts = urlsplit(url)
-        netloc = parts.netloc
+        netloc, query, changed = parts.netloc, parts.query, False
         if "@" in netloc:
             userinfo, host = netloc.rsplit("@", 1)
             if ":" in userinfo:
-                user = userinfo.split(":", 1)[0]
-                netloc = f"{user}:{_MASK}@{host}"
-        query = parts.query
+                netloc = f"{userinfo.split(':', 1)[0]}:{_MASK}@{host}"
+                changed = True
         if query:
             pairs = parse_qsl(query, keep_blank_values=True)
-            query = urlencode(
-                [(k, _MASK if k.lower() in SECRET_QUERY_KEYS else v) for k, v in pairs],
-                safe="*/:",
-            )
+            if any(k.lower() in SECRET_QUERY_KEYS for k, _ in pairs):
+                masked = [(k, _MASK if k.lower() in SECRET_QUERY_KEYS else v) for k, v in pairs]
+                query = urlencode(masked, safe="*/:")
+                changed = True
+        if not changed:
+            return url
         return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
     except ValueError:
         return _MASK

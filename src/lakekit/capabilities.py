@@ -20,38 +20,25 @@ class Capability(StrEnum):
 
     # ObjectStore
     PUT_IF_ABSENT = "put_if_absent"
-    """``PutMode.CREATE`` is atomic: of N concurrent creators exactly one wins."""
     PUT_IF_MATCH = "put_if_match"
-    """``PutMode.update(etag)`` is an atomic compare-and-swap on the object's etag."""
     COPY_IF_ABSENT = "copy_if_absent"
-    """``copy(..., overwrite=False)`` is atomic."""
     OBJECT_URL = "object_url"
-    """``url(key)`` returns a URL another program can read the object from."""
     SIGNED_URL = "signed_url"
-    """``url(key, expires_in=...)`` returns a time-limited signed URL needing no credentials."""
-
     # Catalog
     RENAME_TABLE = "rename_table"
     SEARCH = "search"
     STATE = "state"
-    """A durable key/value state area, committed atomically with table commits."""
     MULTI_WRITER = "multi_writer"
-    """Commits are safe across processes (and machines, for a networked catalog)."""
-
     # QueryEngine
     BOUND_PARAMETERS = "bound_parameters"
     STREAMING_RESULTS = "streaming_results"
     CATALOG_TABLES = "catalog_tables"
-    """Catalog tables are addressable in SQL as ``namespace.table``."""
     CANCEL = "cancel"
-
     # Stream
     KEYED_PARTITIONS = "keyed_partitions"
-    """Records with the same key go to the same partition, in order."""
     CONSUMER_GROUPS = "consumer_groups"
     REPLAY_FROM_TIME = "replay_from_time"
     RETENTION = "retention"
-
     # FunctionRuntime
     ASYNC_INVOKE = "async_invoke"
     RETRIES = "retries"
@@ -59,6 +46,36 @@ class Capability(StrEnum):
     TIMEOUT = "timeout"
     CONCURRENCY_LIMIT = "concurrency_limit"
 
+    @property
+    def description(self) -> str:
+        """One sentence saying what an adapter declaring this capability guarantees."""
+        return _DESCRIPTIONS[self]
+
+
+_DESCRIPTIONS: dict[Capability, str] = {
+    Capability.PUT_IF_ABSENT: "`PutMode.CREATE` is atomic: of racing creators exactly one wins.",
+    Capability.PUT_IF_MATCH: "`PutMode.update(etag)` is an atomic compare-and-swap on the etag.",
+    Capability.COPY_IF_ABSENT: "`copy(..., overwrite=False)` is atomic.",
+    Capability.OBJECT_URL: "`url(key)` returns a URL another program on this machine can read.",
+    Capability.SIGNED_URL: "`url(key, expires_in=...)` returns a time-limited signed URL.",
+    Capability.RENAME_TABLE: "Tables can be renamed (within or across namespaces).",
+    Capability.SEARCH: "Tables can be searched by name, column and property.",
+    Capability.STATE: "A durable key/value state area, committed atomically with table commits.",
+    Capability.MULTI_WRITER: "Commits are safe across processes (and machines, when networked).",
+    Capability.BOUND_PARAMETERS: "Query values travel as bound parameters, never as SQL text.",
+    Capability.STREAMING_RESULTS: "Results stream as Arrow batches without materialising.",
+    Capability.CATALOG_TABLES: "Catalog tables are addressable in SQL as `namespace.table`.",
+    Capability.CANCEL: "A running query can be cancelled from another thread.",
+    Capability.KEYED_PARTITIONS: "Records with the same key go to one partition, in order.",
+    Capability.CONSUMER_GROUPS: "Consumer groups with durable committed offsets (at-least-once).",
+    Capability.REPLAY_FROM_TIME: "Consumers can replay from a timestamp.",
+    Capability.RETENTION: "Old records are dropped by age or size limits.",
+    Capability.ASYNC_INVOKE: "Asynchronous invocation returning a future.",
+    Capability.RETRIES: "Failed invocations are retried with exponential backoff.",
+    Capability.DEAD_LETTER: "Events that exhaust their retries are recorded with the error.",
+    Capability.TIMEOUT: "An attempt running past its timeout fails with FunctionTimeoutError.",
+    Capability.CONCURRENCY_LIMIT: "At most N invocations of one function run at once.",
+}
 
 
 def require(adapter: Any, capability: Capability, detail: str = "") -> None:

@@ -3,7 +3,8 @@
 A lake is configured by its URL plus optional per-component settings. Each setting comes from,
 in order of precedence:
 
-1. an explicit argument: ``connect(url, catalog="postgresql+psycopg://...", stream={"fsync": "always"})``
+1. an explicit argument:
+   ``connect(url, catalog="postgresql+psycopg://...", stream={"fsync": "always"})``
 2. an environment variable: ``LAKEKIT_URL``; ``LAKEKIT_<COMPONENT>`` (the component's URL);
    ``LAKEKIT_<COMPONENT>_<SETTING>`` (e.g. ``LAKEKIT_STREAM_FSYNC=always``)
 3. a ``lakekit.toml`` file (``$LAKEKIT_CONFIG``, or ``./lakekit.toml`` if present)::
@@ -139,7 +140,8 @@ class LakeConfig:
                 elif err["type"] == "missing":
                     msg = f"missing setting {setting!r}: set it or {env_var(name, setting)}"
                 else:
-                    msg = f"setting {setting!r}{where}: {err['msg']}; env var {env_var(name, setting)}"
+                    var = env_var(name, setting)
+                    msg = f"setting {setting!r}{where}: {err['msg']}; env var {var}"
                 problems.append(msg)
             raise ConfigurationError(
                 f"invalid {name} configuration for {model.__name__}: " + "; ".join(problems)
@@ -179,7 +181,7 @@ def _default_urls(lake_url: str) -> dict[str, str]:
 
 
 def load_config(
-    url: str | None = None,
+    url: str | os.PathLike[str] | None = None,
     *,
     config_file: str | os.PathLike[str] | None = None,
     env: Mapping[str, str] | None = None,
@@ -200,48 +202,59 @@ def load_config(
             f"unknown lake component(s) {sorted(unknown)}; expected {', '.join(COMPONENTS)}"
         )
     components: dict[str, ComponentConfig] = {c: ComponentConfig() for c in COMPONENTS}
-    lake_url: str | None = None
-    lake_origin = ""
-
-    # 3. file
     path = _find_config_file(config_file, environ)
-    if path is not None:
-        data = _read_toml(path)
-        for section, values in data.items():
-            if section == "lake":
-                if not isinstance(values, dict):
-                    raise ConfigurationError(f"{path}: [lake] must be a table")
-                extra = set(values) - {"url"}
-                if extra:
-                    raise ConfigurationError(f"{path}: unknown setting(s) in [lake]: {sorted(extra)}")
-                if "url" in values:
-                    lake_url, lake_origin = str(values["url"]), str(path)
-            elif section in COMPONENTS:
-                if not isinstance(values, dict):
-                    raise ConfigurationError(f"{path}: [{section}] must be a table of settings")
-                for key, value in values.items():
-                    components[section].set(key, value, str(path))
-            else:
-                raise ConfigurationError(
-                    f"{path}: unknown section [{section}]; expected [lake] or one of "
-                    f"{', '.join(f'[{c}]' for c in COMPONENTS)}"
-                )
+    lake_url = _apply_file(path, components) if path is not None else None
+    lake_url = _apply_env(environ, components) or lake_url
+    if url is not None:
+        lake_url = os.fspath(url)
+    _apply_overrides(overrides, components)
+    if not lake_url:
+        raise ConfigurationError(
+            "no lake URL: pass lakekit.connect('local://./lake'), set LAKEKIT_URL, or put "
+            "url under [lake] in lakekit.toml"
+        )
+    for component, default in _default_urls(lake_url).items():
+        comp = components[component]
+        if "url" not in comp.values:
+            comp.set("url", default, f"default for {scheme_of(lake_url)} lakes")
+    return LakeConfig(url=lake_url, components=components, source_file=path)
 
-    # 2. environment
-    if environ.get(env_var("lake")):
-        lake_url, lake_origin = environ[env_var("lake")], f"env {env_var('lake')}"
+
+def _apply_file(path: Path, components: dict[str, ComponentConfig]) -> str | None:
+    """Read ``lakekit.toml`` into ``components``; return the lake URL it names, if any."""
+    lake_url: str | None = None
+    for section, values in _read_toml(path).items():
+        if section != "lake" and section not in COMPONENTS:
+            raise ConfigurationError(
+                f"{path}: unknown section [{section}]; expected [lake] or one of "
+                f"{', '.join(f'[{c}]' for c in COMPONENTS)}"
+            )
+        if not isinstance(values, dict):
+            raise ConfigurationError(f"{path}: [{section}] must be a table of settings")
+        if section == "lake":
+            extra = set(values) - {"url"}
+            if extra:
+                raise ConfigurationError(f"{path}: unknown setting(s) in [lake]: {sorted(extra)}")
+            lake_url = str(values["url"]) if "url" in values else None
+            continue
+        for key, value in values.items():
+            components[section].set(key, value, str(path))
+    return lake_url
+
+
+def _apply_env(environ: Mapping[str, str], components: dict[str, ComponentConfig]) -> str | None:
+    """Read ``LAKEKIT_*`` variables into ``components``; return ``LAKEKIT_URL`` if set."""
     for component in COMPONENTS:
         base = env_var(component)
         for name, value in environ.items():
-            if name == base or name == f"{base}_URL":
+            if name in (base, f"{base}_URL"):
                 components[component].set("url", value, f"env {name}")
             elif name.startswith(base + "_"):
-                key = name[len(base) + 1 :].lower()
-                components[component].set(key, value, f"env {name}")
+                components[component].set(name[len(base) + 1 :].lower(), value, f"env {name}")
+    return environ.get(env_var("lake")) or None
 
-    # 1. explicit
-    if url is not None:
-        lake_url, lake_origin = os.fspath(url), "argument"
+
+def _apply_overrides(overrides: Mapping[str, Any], components: dict[str, ComponentConfig]) -> None:
     for component, value in overrides.items():
         if value is None:
             continue
@@ -253,18 +266,6 @@ def load_config(
                 comp.set(str(key), item, "argument")
         else:
             comp.instance = value
-
-    if not lake_url:
-        raise ConfigurationError(
-            "no lake URL: pass lakekit.connect('local://./lake'), set LAKEKIT_URL, or put "
-            "url under [lake] in lakekit.toml"
-        )
-    del lake_origin
-    for component, default in _default_urls(lake_url).items():
-        comp = components[component]
-        if "url" not in comp.values:
-            comp.set("url", default, f"default for {scheme_of(lake_url)} lakes")
-    return LakeConfig(url=lake_url, components=components, source_file=path)
 
 
 def _find_config_file(

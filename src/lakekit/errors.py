@@ -7,7 +7,7 @@ it, so ``except FileNotFoundError`` keeps working::
 
     LakekitError
     ├── ConfigurationError (ValueError)          bad or missing setting, unknown URL scheme
-    │   └── MissingDependencyError (ImportError)  an extra is not installed: says what to pip install
+    │   └── MissingDependencyError (ImportError)  an extra is missing: says what to install
     ├── InvalidInputError (ValueError)           bad key, table name, SQL parameter or data
     ├── NotFoundError (FileNotFoundError)         object, table, namespace, stream, function
     ├── AlreadyExistsError (FileExistsError)      create-if-absent lost, name taken

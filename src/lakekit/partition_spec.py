@@ -10,13 +10,16 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from lakekit.errors import InvalidInputError
 from lakekit.identifiers import validate_name
 
 __all__ = ["PartitionField", "PartitionSpec"]
 
-_TRANSFORM = re.compile(r"identity|year|month|day|hour|bucket\[[1-9][0-9]*\]|truncate\[[1-9][0-9]*\]")
+_TRANSFORM = re.compile(
+    r"identity|year|month|day|hour|bucket\[[1-9][0-9]*\]|truncate\[[1-9][0-9]*\]"
+)
 
 
 class PartitionField(BaseModel):
@@ -66,18 +69,26 @@ class PartitionSpec(BaseModel):
 
     @classmethod
     def of(cls, *fields: str | PartitionField) -> PartitionSpec:
-        """Build a spec from column names (identity) or ``"day(ts)"``-style strings."""
-        parsed: list[PartitionField] = []
-        for item in fields:
-            if isinstance(item, PartitionField):
-                parsed.append(item)
-                continue
-            match = re.fullmatch(r"(\w+(?:\[\d+\])?)\((\w+)\)", item)
-            if match:
-                parsed.append(PartitionField(source=match.group(2), transform=match.group(1)))
-            else:
-                parsed.append(PartitionField(source=item))
-        return cls(fields=tuple(parsed))
+        """Build a spec from column names (identity) or ``"day(ts)"``-style strings.
+
+        Raises:
+            InvalidInputError: an unknown transform, a bad column name or duplicate fields.
+        """
+        try:
+            parsed: list[PartitionField] = []
+            for item in fields:
+                if isinstance(item, PartitionField):
+                    parsed.append(item)
+                    continue
+                match = re.fullmatch(r"(\w+(?:\[\d+\])?)\((\w+)\)", item)
+                if match:
+                    parsed.append(PartitionField(source=match.group(2), transform=match.group(1)))
+                else:
+                    parsed.append(PartitionField(source=item))
+            return cls(fields=tuple(parsed))
+        except ValidationError as exc:
+            detail = "; ".join(err["msg"] for err in exc.errors())
+            raise InvalidInputError(f"invalid partition spec {list(fields)!r}: {detail}") from None
 
     @property
     def is_partitioned(self) -> bool:

@@ -155,14 +155,14 @@ def _import(entry: AdapterEntry, what: str) -> type[Any]:
             raise MissingDependencyError(what, entry.extra or module, module)
     module_name, _, attr = entry.target.partition(":")
     try:
-        module = importlib.import_module(module_name)
+        imported = importlib.import_module(module_name)
     except ImportError as exc:
         missing = getattr(exc, "name", None) or module_name
         if entry.extra and not missing.startswith("lakekit"):
             raise MissingDependencyError(what, entry.extra, missing) from exc
         raise ConfigurationError(f"cannot import {what} from {entry.target!r}: {exc}") from exc
     try:
-        adapter = getattr(module, attr)
+        adapter = getattr(imported, attr)
     except AttributeError as exc:
         raise ConfigurationError(f"{entry.target!r} names no class for {what}") from exc
     if not isinstance(adapter, type):

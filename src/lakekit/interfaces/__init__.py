@@ -1,7 +1,13 @@
 """The five provider-neutral interfaces. Each module holds the implementer ABC
 (``...Adapter``) and the user-facing facade built on it."""
 
-from lakekit.interfaces.catalog import Catalog, CatalogAdapter, StateEntry, TableMetadata, TableUpdate
+from lakekit.interfaces.catalog import (
+    Catalog,
+    CatalogAdapter,
+    StateEntry,
+    TableMetadata,
+    TableUpdate,
+)
 from lakekit.interfaces.function_runtime import (
     Context,
     DeadLetter,
@@ -17,7 +23,14 @@ from lakekit.interfaces.object_store import (
     PutMode,
 )
 from lakekit.interfaces.query_engine import QueryEngine, QueryEngineAdapter, QueryResult
-from lakekit.interfaces.stream import Consumer, Message, Record, RecordPosition, Stream, StreamAdapter
+from lakekit.interfaces.stream import (
+    Consumer,
+    Message,
+    Record,
+    RecordPosition,
+    Stream,
+    StreamAdapter,
+)
 
 __all__ = [
     "Catalog",

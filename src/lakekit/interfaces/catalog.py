@@ -245,7 +245,7 @@ class Catalog:
         *,
         partition_by: PartitionSpec | Sequence[str] | None = None,
         location: str | None = None,
-        format: str = "parquet",  # noqa: A002 - the natural word for a file format
+        format: str = "parquet",
         properties: Mapping[str, str] | None = None,
         create_namespace: bool = True,
         exist_ok: bool = False,

@@ -20,6 +20,7 @@ Guarantees every adapter gives (the conformance suite checks each):
 
 from __future__ import annotations
 
+import builtins
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -190,7 +191,8 @@ class ObjectStoreAdapter(ABC):
         import pyarrow.fs
 
         fs, root = self.fsspec_filesystem()
-        return pyarrow.fs.PyFileSystem(pyarrow.fs.FSSpecHandler(fs)), root
+        handler = pyarrow.fs.FSSpecHandler(fs)  # type: ignore[abstract]  # stubs lag pyarrow
+        return pyarrow.fs.PyFileSystem(handler), root
 
     def close(self) -> None:  # noqa: B027 - optional hook, most adapters hold nothing to close
         """Release connections. Optional."""
@@ -310,7 +312,7 @@ class ObjectStore:
         validate_prefix(prefix)
         return self.adapter.list(prefix)
 
-    def list_keys(self, prefix: str = "") -> list[str]:
+    def list_keys(self, prefix: str = "") -> builtins.list[str]:
         return [meta.key for meta in self.list(prefix)]
 
     def list_dir(self, prefix: str = "") -> ListResult:
@@ -366,7 +368,7 @@ def as_chunks(data: PutData, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
             if not chunk:
                 return
             yield bytes(chunk)
-    for chunk in data:  # type: ignore[union-attr]
+    for chunk in data:
         if not isinstance(chunk, bytes | bytearray | memoryview):
             raise TypeError(f"put data chunks must be bytes, got {type(chunk).__name__}")
         yield bytes(chunk)
