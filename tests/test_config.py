@@ -25,7 +25,7 @@ def test_local_url_selects_the_embedded_defaults(tmp_path: Path) -> None:
     urls = {name: comp.url for name, comp in config.components.items()}
     assert urls == {
         "store": f"local://{tmp_path}/lake",
-        "catalog": f"sqlite:///{tmp_path}/lake/_lakekit/catalog.db",
+        "catalog": f"sqlite:///{tmp_path}/lake/.lakekit/catalog.db",
         "engine": "duckdb",
         "stream": "local",
         "functions": "local",

@@ -32,7 +32,7 @@ def test_errors_with_a_builtin_twin_are_caught_by_it(error: type, builtin: type)
 def test_not_found_keeps_its_message_verbatim() -> None:
     exc = errors.NotFoundError("table 'ns.t' does not exist")
     assert str(exc) == "table 'ns.t' does not exist"
-    with pytest.raises(FileNotFoundError, match="ns.t"):
+    with pytest.raises(FileNotFoundError, match=r"ns\.t"):
         raise exc
 
 

@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 
 from lakekit.capabilities import Capability
-from lakekit.registry import _BUILTIN, MissingDependencyError, _import
+from lakekit.errors import MissingDependencyError
+from lakekit.registry import _BUILTIN, _import
 
 __all__ = ["render"]
 

@@ -170,7 +170,7 @@ def _default_urls(lake_url: str) -> dict[str, str]:
         root = local_path(lake_url)
         return {
             "store": f"local://{root}",
-            "catalog": f"sqlite:///{root}/_lakekit/catalog.db",
+            "catalog": f"sqlite:///{root}/.lakekit/catalog.db",
             "engine": "duckdb",
             "stream": "local",
             "functions": "local",

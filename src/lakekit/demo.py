@@ -190,8 +190,9 @@ def _read_flights(store: ObjectStore) -> pa.Table:
                 strings_can_be_null=True,
             ),
         )  # fmt: skip
-    flight_date = pc.strptime(
-        pc.binary_join_element_wise(
+    compute: Any = pc  # pyarrow-stubs lag the compute API for chunked string arrays
+    flight_date = compute.strptime(
+        compute.binary_join_element_wise(
             pc.cast(table["year"], pa.string()),
             pc.utf8_lpad(pc.cast(table["month"], pa.string()), 2, "0"),
             pc.utf8_lpad(pc.cast(table["day"], pa.string()), 2, "0"),
@@ -225,7 +226,8 @@ def _write_partitioned(
         parts = [(f"{location}/part-00000.parquet", table)]
     else:
         parts = []
-        for value in sorted(pc.unique(table[column]).to_pylist()):
+        values: list[Any] = pc.unique(table[column]).to_pylist()
+        for value in sorted(values):
             subset = table.filter(pc.equal(table[column], value)).drop_columns([column])
             parts.append((f"{location}/{column}={value}/part-00000.parquet", subset))
     for key, part in parts:

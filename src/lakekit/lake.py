@@ -138,7 +138,15 @@ class Lake:
         return self.engine.sql(query, params)
 
     def close(self) -> None:
-        """Close every component that was opened (streams, engine, functions, catalog, store)."""
+        """Close every component that was opened (streams, engine, functions, catalog, store).
+
+        Queued function invocations are drained first, while the rest of the lake is still
+        open and unlocked: their handlers may use ``context.lake``.
+        """
+        with self._lock:
+            functions = None if self._closed else self._components.get("functions")
+        if functions is not None:
+            functions.close()
         with self._lock:
             if self._closed:
                 return

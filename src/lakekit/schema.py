@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from lakekit.errors import SchemaError
 
@@ -73,7 +73,8 @@ def check_schema(schema: object) -> pa.Schema:
 
     if not isinstance(schema, pa.Schema):
         raise SchemaError(
-            f"a table schema must be a pyarrow.Schema, got {_describe(schema)}; build one with "
+            f"a table schema must be an Arrow schema (pyarrow.Schema), got {_describe(schema)}; "
+            "build one with "
             "pa.schema([('id', pa.int64()), ...]) or take it from data (table.schema, "
             "pa.Schema.from_pandas(df))"
         )
@@ -91,7 +92,7 @@ def _describe(value: object) -> str:
     return f"a {name}"
 
 
-def _check_fields(fields: list[pa.Field], prefix: str) -> None:
+def _check_fields(fields: list[pa.Field[Any]], prefix: str) -> None:
     seen: dict[str, str] = {}
     for field in fields:
         path = f"{prefix}{field.name}"
@@ -111,8 +112,10 @@ def _check_fields(fields: list[pa.Field], prefix: str) -> None:
         _check_type(field.type, path)
 
 
-def _check_type(dtype: pa.DataType, path: str) -> None:
+def _check_type(data_type: pa.DataType, path: str) -> None:
     import pyarrow as pa
+
+    dtype: Any = data_type  # the stubs type nested accessors per subclass
 
     if pa.types.is_null(dtype):
         raise SchemaError(
@@ -204,34 +207,31 @@ def _is_list_like(dtype: pa.DataType) -> bool:
     return bool(pa.types.is_list(dtype) or pa.types.is_large_list(dtype))
 
 
+_INT_FITS_FLOAT = {32: 16, 64: 32}
+"""Float bit width -> widest integer whose every value that float holds exactly."""
+
+
 def _primitive_widens(old: pa.DataType, new: pa.DataType) -> bool:
     """``old`` -> ``new`` is one of the lossless primitive widenings (old != new)."""
     import pyarrow as pa
 
     types = pa.types
-    if types.is_integer(old):
-        if types.is_integer(new):
-            if types.is_signed_integer(old):
-                return bool(types.is_signed_integer(new) and new.bit_width > old.bit_width)
-            if types.is_unsigned_integer(new):
-                return bool(new.bit_width > old.bit_width)
-            return bool(new.bit_width > old.bit_width)
-        if types.is_float64(new):
-            return bool(old.bit_width <= 32)
-        if types.is_float32(new):
-            return bool(old.bit_width <= 16)
-        return False
-    if types.is_float16(old):
-        return bool(types.is_float32(new) or types.is_float64(new))
-    if types.is_float32(old):
-        return bool(types.is_float64(new))
-    if types.is_string(old):
-        return bool(types.is_large_string(new))
-    if types.is_binary(old):
-        return bool(types.is_large_binary(new))
-    if types.is_decimal(old) and types.is_decimal(new):
-        return bool(new.scale == old.scale and new.precision >= old.precision)
-    return False
+    a: Any = old
+    b: Any = new
+    if types.is_integer(a):
+        if types.is_integer(b):
+            # signed -> signed, unsigned -> unsigned, unsigned -> signed; always strictly wider
+            sign_ok = types.is_signed_integer(b) or not types.is_signed_integer(a)
+            return bool(sign_ok and b.bit_width > a.bit_width)
+        return bool(types.is_floating(b) and a.bit_width <= _INT_FITS_FLOAT.get(b.bit_width, 0))
+    if types.is_floating(a):
+        return bool(types.is_floating(b) and b.bit_width > a.bit_width)
+    if types.is_decimal(a):
+        return bool(types.is_decimal(b) and b.scale == a.scale and b.precision >= a.precision)
+    return bool(
+        (types.is_string(a) and types.is_large_string(b))
+        or (types.is_binary(a) and types.is_large_binary(b))
+    )
 
 
 def _type_error(path: str, old: pa.DataType, new: pa.DataType, why: str = "") -> SchemaError:
@@ -250,25 +250,9 @@ def _type_error(path: str, old: pa.DataType, new: pa.DataType, why: str = "") ->
 
 def _merge_type(old: pa.DataType, new: pa.DataType, path: str) -> pa.DataType:
     """The type that holds every value of ``old`` and of ``new`` losslessly, or SchemaError."""
-    import pyarrow as pa
-
-    types = pa.types
-    if types.is_struct(old) and types.is_struct(new):
-        return pa.struct(_merge_fields(list(old), list(new), prefix=f"{path}."))
-    if _is_list_like(old) and _is_list_like(new):
-        value = _merge_child(old.value_field, new.value_field, f"{path}.element")
-        if types.is_large_list(old) or types.is_large_list(new):
-            return pa.large_list(value)
-        return pa.list_(value)
-    if types.is_fixed_size_list(old) and types.is_fixed_size_list(new):
-        if old.list_size != new.list_size:
-            raise _type_error(path, old, new, "a fixed-size list cannot change its size")
-        return pa.list_(_merge_child(old.value_field, new.value_field, f"{path}.element"), old.list_size)
-    if types.is_map(old) and types.is_map(new):
-        if not old.key_type.equals(new.key_type):
-            raise _type_error(f"{path}.key", old.key_type, new.key_type, "map keys cannot change type")
-        item = _merge_child(old.item_field, new.item_field, f"{path}.value")
-        return pa.map_(old.key_field, item, keys_sorted=old.keys_sorted)
+    nested = _merge_nested(old, new, path)
+    if nested is not None:
+        return nested
     if old.equals(new):
         return old
     if _primitive_widens(old, new):
@@ -278,16 +262,46 @@ def _merge_type(old: pa.DataType, new: pa.DataType, path: str) -> pa.DataType:
     raise _type_error(path, old, new)
 
 
-def _merge_child(old: pa.Field, new: pa.Field, path: str) -> pa.Field:
+def _merge_nested(old: pa.DataType, new: pa.DataType, path: str) -> pa.DataType | None:
+    """Merge two structs, lists or maps child by child; None if they are not both nested."""
+    import pyarrow as pa
+
+    types = pa.types
+    a: Any = old
+    b: Any = new
+    merged: Any = None
+    if types.is_struct(a) and types.is_struct(b):
+        merged = pa.struct(_merge_fields(list(a), list(b), prefix=f"{path}."))
+    elif _is_list_like(a) and _is_list_like(b):
+        value = _merge_child(a.value_field, b.value_field, f"{path}.element")
+        large = types.is_large_list(a) or types.is_large_list(b)
+        merged = pa.large_list(value) if large else pa.list_(value)
+    elif types.is_fixed_size_list(a) and types.is_fixed_size_list(b):
+        if a.list_size != b.list_size:
+            raise _type_error(path, old, new, "a fixed-size list cannot change its size")
+        merged = pa.list_(
+            _merge_child(a.value_field, b.value_field, f"{path}.element"), a.list_size
+        )
+    elif types.is_map(a) and types.is_map(b):
+        if not a.key_type.equals(b.key_type):
+            raise _type_error(f"{path}.key", a.key_type, b.key_type, "map keys cannot change type")
+        item = _merge_child(a.item_field, b.item_field, f"{path}.value")
+        merged = pa.map_(a.key_field, item, a.keys_sorted)
+    return cast("pa.DataType | None", merged)
+
+
+def _merge_child(old: pa.Field[Any], new: pa.Field[Any], path: str) -> pa.Field[Any]:
     """Merge a list element or map value field (keeps the old field's name and metadata)."""
     merged = _merge_type(old.type, new.type, path)
     return old.with_type(merged).with_nullable(old.nullable or new.nullable)
 
 
-def _merge_fields(old: list[pa.Field], new: list[pa.Field], prefix: str) -> list[pa.Field]:
+def _merge_fields(
+    old: list[pa.Field[Any]], new: list[pa.Field[Any]], prefix: str
+) -> list[pa.Field[Any]]:
     by_name = {f.name: f for f in new}
     old_folded = {f.name.casefold(): f.name for f in old}
-    merged: list[pa.Field] = []
+    merged: list[pa.Field[Any]] = []
     for field in old:
         incoming = by_name.get(field.name)
         if incoming is None:
@@ -344,7 +358,7 @@ def evolve_schema(old: pa.Schema, new: pa.Schema, *, strict: bool = False) -> pa
     import pyarrow as pa
 
     fields = _merge_fields(list(old), list(new), prefix="")
-    merged = pa.schema(fields, metadata=old.metadata)
+    merged = pa.schema(fields, metadata=cast("dict[bytes | str, bytes | str] | None", old.metadata))
     if merged.equals(old, check_metadata=True):
         return old
     return merged
@@ -360,7 +374,10 @@ def _check_equal(old: pa.Schema, new: pa.Schema) -> None:
             continue
         if not incoming.type.equals(field.type):
             problems.append(
-                (field.name, f"column {field.name!r} has type {incoming.type}, expected {field.type}")
+                (
+                    field.name,
+                    f"column {field.name!r} has type {incoming.type}, expected {field.type}",
+                )
             )
         if incoming.nullable != field.nullable:
             want = "nullable" if field.nullable else "not null"

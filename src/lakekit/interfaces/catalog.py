@@ -321,6 +321,8 @@ class Catalog:
 
         if update.schema is not None:
             check_schema(update.schema)
+        if update.set_state:
+            require(self.adapter, Capability.STATE, "TableUpdate.set_state needs a state area")
         return self.adapter.commit(TableIdent.parse(name), expected_version, update)
 
     def evolve_schema(

@@ -40,7 +40,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from datetime import time as dt_time
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, overload
 
@@ -185,7 +185,7 @@ class DeadLetter:
                 error_type=str(data["error_type"]),
                 error=str(data["error"]),
                 attempts=int(data["attempts"]),
-                failed_at=datetime.fromisoformat(str(data["failed_at"])),
+                failed_at=_utc(datetime.fromisoformat(str(data["failed_at"]))),
                 invocation_id=str(data.get("invocation_id", "")),
                 extra=dict(data.get("extra") or {}),
                 event_type=str(data.get("event_type", "")),
@@ -194,6 +194,11 @@ class DeadLetter:
             if isinstance(exc, InvalidInputError):
                 raise
             raise InvalidInputError(f"not a lakekit dead letter: {exc!r}") from exc
+
+
+def _utc(moment: datetime) -> datetime:
+    """A timestamp without a zone is taken as UTC, so dead letters always sort together."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def event_to_dict(event: Event) -> dict[str, Any]:

@@ -93,6 +93,9 @@ class StreamAdapter(ABC):
         """Up to ``max_records`` records of ``partition`` from ``offset`` on ([] at the end).
 
         An offset below the earliest retained one reads from the earliest retained record.
+
+        Raises:
+            InvalidInputError: ``partition`` is not one of :meth:`partitions`, or ``offset < 0``.
         """
 
     @abstractmethod
@@ -251,6 +254,7 @@ class Consumer:
         self._start = start
         self._positions: dict[int, int] = {}
         self._uncommitted: dict[int, int] = {}
+        self._polls = 0
         self._closed = False
 
     def __enter__(self) -> Consumer:
@@ -279,7 +283,7 @@ class Consumer:
         delay = 0.005
         while True:
             batch: list[Record] = []
-            for partition in self.adapter.assign(self.group, self.member):
+            for partition in self._assigned():
                 if len(batch) >= max_records:
                     break
                 records = self.adapter.read(
@@ -293,6 +297,24 @@ class Consumer:
                 return batch
             time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
             delay = min(delay * 2, 0.2)
+
+    def _assigned(self) -> list[int]:
+        """The member's partitions, starting one further each poll so none starves.
+
+        Partitions the adapter no longer assigns (a rebalance gave them to another member) lose
+        their read position and uncommitted offsets here: if they come back, reading resumes
+        from the group's committed offset (records in between may be delivered again, never
+        skipped).
+        """
+        assigned = list(self.adapter.assign(self.group, self.member))
+        for partition in set(self._positions) - set(assigned):
+            del self._positions[partition]
+            self._uncommitted.pop(partition, None)
+        if not assigned:
+            return assigned
+        start = self._polls % len(assigned)
+        self._polls += 1
+        return assigned[start:] + assigned[:start]
 
     def commit(self, records: Sequence[Record] | None = None) -> None:
         """Acknowledge records: all polled so far, or up to each partition's last in ``records``."""

@@ -1,0 +1,1 @@
+"""lakekit benchmarks: see docs/benchmarks.md. Run with ``python -m benchmarks.run``."""

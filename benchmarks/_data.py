@@ -1,0 +1,166 @@
+"""lakekit's own synthetic data for benchmarks: a deterministic "events" table (numpy + pyarrow).
+
+Columns (one row per user event over ``DAYS`` days from 2024-01-01, sorted by time):
+
+========== ============== ==========================================================
+event_id   int64          1..N in time order
+ts         timestamp[us]  uniform over the period
+user_id    int64          up to ``USERS`` distinct, skewed (a few users are very active)
+event_type string         10 values, skewed (views and clicks dominate)
+country    string         40 ISO codes, Zipf-like
+amount     float64        log-normal, cents
+payload    string         a small JSON object (~70 bytes)
+dt         date32         the day of ``ts``: the partition column
+========== ============== ==========================================================
+
+:func:`build_events_lake` writes it as a day-partitioned Parquet table ``bench.events`` of a
+local lakekit lake (catalog entry + one file per day under the table's location) and caches the
+lake under ``benchmarks/.data/`` keyed by rows, seed and :data:`VERSION`.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+import lakekit
+
+__all__ = ["DAYS", "START", "EventsLake", "build_events_lake", "generate_events"]
+
+VERSION = 3
+"""Bump when the generated data changes, so cached lakes are rebuilt."""
+START = np.datetime64("2024-01-01T00:00:00", "us")
+DAYS = 30
+USERS = 100_000
+TABLE = "bench.events"
+
+_EVENT_TYPES = [
+    "view", "click", "search", "add_to_cart", "login", "logout", "checkout", "purchase",
+    "share", "error",
+]  # fmt: skip
+_EVENT_WEIGHTS = np.array([34, 24, 11, 8, 7, 5, 4, 3, 2, 2], dtype=float)
+_COUNTRIES = [
+    "US", "IN", "BR", "DE", "GB", "FR", "JP", "ID", "MX", "CA", "IT", "ES", "KR", "AU", "TR",
+    "NL", "PL", "SE", "BE", "AR", "NO", "AT", "IE", "IL", "TH", "NG", "EG", "ZA", "DK", "SG",
+    "MY", "PH", "CO", "CL", "FI", "VN", "PK", "RO", "CZ", "PT",
+]  # fmt: skip
+_PAGES = ["home", "item", "list", "cart", "help", "account", "blog", "search"]
+
+SCHEMA = pa.schema(
+    [
+        pa.field("event_id", pa.int64()),
+        pa.field("ts", pa.timestamp("us")),
+        pa.field("user_id", pa.int64()),
+        pa.field("event_type", pa.string()),
+        pa.field("country", pa.string()),
+        pa.field("amount", pa.float64()),
+        pa.field("payload", pa.string()),
+        pa.field("dt", pa.date32()),
+    ]
+)
+
+
+def generate_events(rows: int, seed: int = 7) -> pa.Table:
+    """``rows`` events over :data:`DAYS` days, identical for identical ``(rows, seed)``."""
+    rng = np.random.default_rng(seed)
+    span = DAYS * 86_400 * 1_000_000
+    offsets = np.sort(rng.integers(0, span, size=rows, dtype=np.int64))
+    ts = pa.array(START + offsets.astype("timedelta64[us]"), pa.timestamp("us"))
+    # Skewed activity over every user: rank = USERS * u**3 puts ~46% of events on the most
+    # active 10% of users while most of the USERS ids still occur.
+    rank = (USERS * rng.random(size=rows) ** 3).astype(np.int64)
+    user_id = 1_000_000 + rank
+    event_type = _pick(rng, _EVENT_TYPES, _EVENT_WEIGHTS, rows)
+    country_weights = 1.0 / np.arange(1, len(_COUNTRIES) + 1) ** 0.8
+    country = _pick(rng, _COUNTRIES, country_weights, rows)
+    amount = np.round(rng.lognormal(mean=3.0, sigma=1.0, size=rows), 2)
+    session = pc.utf8_slice_codeunits(
+        pc.cast(pa.array(rng.integers(0, 2**62, size=rows, dtype=np.int64)), pa.string()), 0, 10
+    )
+    page = _pick(rng, _PAGES, np.ones(len(_PAGES)), rows)
+    millis = pc.cast(pa.array(rng.integers(5, 5_000, size=rows, dtype=np.int64)), pa.string())
+    payload = pc.binary_join_element_wise(
+        '{"session":"', session, '","page":"/', page, '","ms":', millis, "}", ""
+    )
+    return pa.table(
+        {
+            "event_id": pa.array(np.arange(1, rows + 1, dtype=np.int64)),
+            "ts": ts,
+            "user_id": pa.array(user_id),
+            "event_type": event_type,
+            "country": country,
+            "amount": pa.array(amount),
+            "payload": payload,
+            "dt": pc.cast(ts, pa.date32()),
+        },
+        schema=SCHEMA,
+    )
+
+
+def _pick(rng: np.random.Generator, values: list[str], weights: np.ndarray, rows: int) -> pa.Array:
+    indices = rng.choice(len(values), size=rows, p=weights / weights.sum()).astype(np.int32)
+    return pa.DictionaryArray.from_arrays(pa.array(indices), pa.array(values)).cast(pa.string())
+
+
+@dataclass(frozen=True)
+class EventsLake:
+    """A built lake: where it is and what the events table holds."""
+
+    root: Path
+    rows: int
+    files: int
+    bytes: int
+    build_seconds: float
+
+    @property
+    def url(self) -> str:
+        return f"local://{self.root}"
+
+    @property
+    def table_dir(self) -> Path:
+        return self.root / "tables" / "bench" / "events"
+
+
+def build_events_lake(rows: int, *, seed: int = 7, cache_dir: Path | None = None) -> EventsLake:
+    """A local lake holding ``bench.events`` (``rows`` rows, one Parquet file per day).
+
+    Reused from ``cache_dir`` (default ``benchmarks/.data``) when a complete one exists.
+    """
+    cache_dir = cache_dir or Path(__file__).resolve().parent / ".data"
+    root = cache_dir / f"events-v{VERSION}-{rows}-seed{seed}"
+    marker = root / "COMPLETE"
+    started = time.perf_counter()
+    if not marker.is_file():
+        shutil.rmtree(root, ignore_errors=True)
+        data = generate_events(rows, seed)
+        with lakekit.connect(f"local://{root}", store={"fsync": False}) as lake:
+            table = lake.catalog.create_table(TABLE, SCHEMA, partition_by=["dt"])
+            days = pc.unique(data["dt"]).to_pylist()
+            for day in sorted(days):
+                part = data.filter(pc.equal(data["dt"], pa.scalar(day, pa.date32())))
+                buffer = io.BytesIO()
+                pq.write_table(
+                    part.drop_columns(["dt"]),
+                    buffer,
+                    compression="zstd",
+                    row_group_size=122_880,
+                )
+                key = f"{table.location}/dt={day.isoformat()}/part-00000.parquet"
+                lake.store.put(key, buffer.getvalue())
+        marker.write_text(f"{rows} rows, seed {seed}\n")
+    files = sorted((root / "tables" / "bench" / "events").rglob("*.parquet"))
+    return EventsLake(
+        root=root,
+        rows=rows,
+        files=len(files),
+        bytes=sum(f.stat().st_size for f in files),
+        build_seconds=time.perf_counter() - started,
+    )

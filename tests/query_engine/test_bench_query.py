@@ -1,0 +1,50 @@
+"""The query benchmark runs end to end: both sides return the same rows and a JSON report is
+written (numbers themselves are judged by `nox -s bench`, not here)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+def test_quick_query_benchmark_writes_a_report(tmp_path: Path) -> None:
+    completed = subprocess.run(
+        [sys.executable, "-m", "benchmarks.run", "query", "--quick", "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "filtered_group_by" in completed.stdout
+    (report_path,) = tmp_path.glob("query-*.json")
+    report = json.loads(report_path.read_text())
+    assert report["machine"]["cores"] >= 1
+    names = [c["name"] for c in report["comparisons"]]
+    assert names == ["filtered_group_by", "distinct_users", "point_lookup", "count_one_day"]
+    for comparison in report["comparisons"]:
+        assert comparison["lakekit_ms"] > 0
+        assert comparison["baseline_ms"] > 0
+        assert len(comparison["lakekit_samples_ms"]) == report["parameters"]["repetitions"]
+
+
+def test_generated_events_are_deterministic() -> None:
+    sys.path.insert(0, str(ROOT))
+    try:
+        from benchmarks._data import DAYS, generate_events
+    finally:
+        sys.path.remove(str(ROOT))
+    first = generate_events(5_000, seed=3)
+    assert first.equals(generate_events(5_000, seed=3))
+    assert not first.equals(generate_events(5_000, seed=4))
+    assert first.column("event_id").to_pylist() == list(range(1, 5_001))
+    days = set(first.column("dt").to_pylist())
+    assert 1 < len(days) <= DAYS
