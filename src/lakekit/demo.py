@@ -146,7 +146,7 @@ def run_demo(
         out(f"   delay_alert -> {result}")
 
         out(_CLOUD_HINT)
-        out(f'Explore this lake: lakekit query --lake {url} "{_EXPLORE_SQL}"')
+        out(f'Explore this lake: python -m lakekit query --lake {url} "{_EXPLORE_SQL}"')
         return DemoReport(
             lake_url=url,
             rows_loaded=flights.num_rows,
