@@ -13,6 +13,7 @@ DOCUMENTED = {
     "connect", "Lake",
     "ObjectStore", "ObjectMeta", "PutMode",
     "Catalog", "TableIdent", "TableMetadata", "TableUpdate", "PartitionSpec", "PartitionField",
+    "Table", "Snapshot", "WriteOptions",
     "QueryEngine", "QueryResult",
     "Stream", "Consumer", "Message", "Record",
     "FunctionRuntime", "FunctionOptions", "Context", "Event", "Invoke",

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from lakekit.interfaces.stream import Consumer, Message, Record, Stream
     from lakekit.lake import Lake, connect
     from lakekit.partition_spec import PartitionField, PartitionSpec
+    from lakekit.tables import Snapshot, Table, WriteOptions
 
 __version__ = "0.1.0"
 
@@ -72,6 +73,9 @@ _LAZY = {
     "Stream": "lakekit.interfaces.stream",
     "PartitionField": "lakekit.partition_spec",
     "PartitionSpec": "lakekit.partition_spec",
+    "Snapshot": "lakekit.tables",
+    "Table": "lakekit.tables",
+    "WriteOptions": "lakekit.tables",
 }
 
 __all__ = [
@@ -88,6 +92,9 @@ __all__ = [
     "TableUpdate",
     "PartitionSpec",
     "PartitionField",
+    "Table",
+    "Snapshot",
+    "WriteOptions",
     "QueryEngine",
     "QueryResult",
     "Stream",

@@ -13,11 +13,18 @@ from lakekit.errors import ConfigurationError
 from lakekit.registry import Component, resolve
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    import pyarrow as pa
+
+    from lakekit.identifiers import TableIdent
     from lakekit.interfaces.catalog import Catalog
     from lakekit.interfaces.function_runtime import FunctionRuntime
     from lakekit.interfaces.object_store import ObjectStore
     from lakekit.interfaces.query_engine import Params, QueryEngine, QueryResult
     from lakekit.interfaces.stream import Stream
+    from lakekit.partition_spec import PartitionSpec
+    from lakekit.tables.table import Table
 
 __all__ = ["Lake", "connect"]
 
@@ -132,6 +139,67 @@ class Lake:
                     raise ConfigurationError(f"stream adapter {adapter!r} is not a StreamAdapter")
                 self._streams[name] = Stream(adapter)
             return self._streams[name]
+
+    # -- tables ---------------------------------------------------------------------------------
+    def table(self, name: str | TableIdent) -> Table:
+        """The lake table ``name`` (``"namespace.table"``).
+
+        Raises:
+            NotFoundError: no such table. InvalidInputError: a malformed name.
+        """
+        from lakekit.identifiers import TableIdent
+        from lakekit.tables.table import Table
+
+        ident = TableIdent.parse(name)
+        self.catalog.load_table(ident)
+        return Table(ident, catalog=self.catalog, store=self.store)
+
+    def create_table(
+        self,
+        name: str | TableIdent,
+        schema: pa.Schema,
+        *,
+        partition_by: PartitionSpec | Sequence[str] | None = None,
+        location: str | None = None,
+        properties: Mapping[str, str] | None = None,
+        exist_ok: bool = False,
+    ) -> Table:
+        """Create an empty lake table. ``partition_by`` takes column names and transforms such as
+        ``["day(ts)", "country", "bucket[16](user_id)"]``.
+
+        Raises:
+            AlreadyExistsError: the table exists (unless ``exist_ok``).
+            SchemaError: a bad schema or a partition column not in it.
+        """
+        from lakekit.tables.table import Table
+
+        return Table.create(
+            name, schema, catalog=self.catalog, store=self.store, partition_by=partition_by,
+            location=location, properties=properties, exist_ok=exist_ok,
+        )  # fmt: skip
+
+    def register_table(
+        self,
+        name: str | TableIdent,
+        path: str,
+        *,
+        format: str = "parquet",
+        partitioning: str | None = "hive",
+    ) -> Table:
+        """Adopt a directory of Parquet files written by another tool as a lake table, without
+        copying: the files under ``path`` (a prefix in the lake) become its first snapshot.
+
+        Raises:
+            NotFoundError: no data files under ``path``.
+            AlreadyExistsError: the table exists.
+        """
+        from lakekit.tables.maintenance import register_table
+
+        table: Table = register_table(
+            name, path, catalog=self.catalog, store=self.store, format=format,
+            partitioning=partitioning,
+        )  # fmt: skip
+        return table
 
     def sql(self, query: str, params: Params | None = None) -> QueryResult:
         """Shortcut for ``lake.engine.sql(query, params)``."""
