@@ -21,8 +21,10 @@ lake under ``benchmarks/.data/`` keyed by rows, seed and :data:`VERSION`.
 from __future__ import annotations
 
 import io
+import os
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +35,16 @@ import pyarrow.parquet as pq
 
 import lakekit
 
-__all__ = ["DAYS", "START", "EventsLake", "build_events_lake", "generate_events"]
+__all__ = [
+    "DAYS",
+    "START",
+    "STREAM_SCHEMA",
+    "EventsLake",
+    "build_events_lake",
+    "events_stream_file",
+    "generate_events",
+    "iter_event_batches",
+]
 
 VERSION = 3
 """Bump when the generated data changes, so cached lakes are rebuilt."""
@@ -164,3 +175,84 @@ def build_events_lake(rows: int, *, seed: int = 7, cache_dir: Path | None = None
         bytes=sum(f.stat().st_size for f in files),
         build_seconds=time.perf_counter() - started,
     )
+
+
+# -- streamed events (for write benchmarks) ----------------------------------------------------
+
+STREAM_SCHEMA = SCHEMA.remove(SCHEMA.get_field_index("dt"))
+"""The events as a producer emits them: every column but the derived partition column ``dt``."""
+STREAM_VERSION = 1
+"""Bump when :func:`iter_event_batches` changes, so cached stream files are rebuilt."""
+
+
+def iter_event_batches(
+    rows: int, *, seed: int = 7, batch_rows: int = 65_536
+) -> Iterator[pa.RecordBatch]:
+    """``rows`` events as record batches of ``batch_rows`` (the last may be shorter), in time order.
+
+    Same columns and distributions as :func:`generate_events` without ``dt``
+    (:data:`STREAM_SCHEMA`), but generated one batch at a time: memory is bounded by one batch
+    whatever ``rows`` is. Batch ``b`` covers its share ``[b, b + 1) * batch_rows / rows`` of the
+    :data:`DAYS`-day period, so timestamps increase across batches (as an event log's do) and a
+    batch touches one or two days. Deterministic: identical ``(rows, seed, batch_rows)`` give
+    identical batches (each batch has its own random stream, derived from ``seed`` and ``b``).
+    """
+    if rows < 0 or batch_rows < 1:
+        raise ValueError("rows must be >= 0 and batch_rows >= 1")
+    span = DAYS * 86_400 * 1_000_000
+    country_weights = 1.0 / np.arange(1, len(_COUNTRIES) + 1) ** 0.8
+    for index, first in enumerate(range(0, rows, batch_rows)):
+        size = min(batch_rows, rows - first)
+        rng = np.random.default_rng([seed, index])
+        lo, hi = span * first // rows, span * (first + size) // rows
+        offsets = np.sort(rng.integers(lo, max(hi, lo + 1), size=size, dtype=np.int64))
+        ts = pa.array(START + offsets.astype("timedelta64[us]"), pa.timestamp("us"))
+        rank = (USERS * rng.random(size=size) ** 3).astype(np.int64)
+        session = pc.utf8_slice_codeunits(
+            pc.cast(pa.array(rng.integers(0, 2**62, size=size, dtype=np.int64)), pa.string()),
+            0,
+            10,
+        )
+        page = _pick(rng, _PAGES, np.ones(len(_PAGES)), size)
+        millis = pc.cast(pa.array(rng.integers(5, 5_000, size=size, dtype=np.int64)), pa.string())
+        payload = pc.binary_join_element_wise(
+            '{"session":"', session, '","page":"/', page, '","ms":', millis, "}", ""
+        )
+        yield pa.record_batch(
+            [
+                pa.array(np.arange(first + 1, first + size + 1, dtype=np.int64)),
+                ts,
+                pa.array(1_000_000 + rank),
+                _pick(rng, _EVENT_TYPES, _EVENT_WEIGHTS, size),
+                _pick(rng, _COUNTRIES, country_weights, size),
+                pa.array(np.round(rng.lognormal(mean=3.0, sigma=1.0, size=size), 2)),
+                payload,
+            ],
+            schema=STREAM_SCHEMA,
+        )
+
+
+def events_stream_file(
+    rows: int, *, seed: int = 7, batch_rows: int = 65_536, cache_dir: Path | None = None
+) -> Path:
+    """An Arrow IPC stream file of :func:`iter_event_batches`, written once and cached.
+
+    Write benchmarks read it back batch by batch (``pa.ipc.open_stream``), which costs almost
+    nothing next to writing Parquet, whereas generating the events costs about as much as writing
+    them: timing the generator would hide most of the difference between two writers. The file
+    is written under a temporary name and renamed, so an interrupted build is never reused.
+    """
+    cache_dir = cache_dir or Path(__file__).resolve().parent / ".data"
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    path = cache_dir / f"events-stream-v{STREAM_VERSION}-{rows}-seed{seed}-b{batch_rows}.arrows"
+    if path.is_file():
+        return path
+    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
+    try:
+        with pa.OSFile(str(partial), "wb") as sink, pa.ipc.new_stream(sink, STREAM_SCHEMA) as out:
+            for batch in iter_event_batches(rows, seed=seed, batch_rows=batch_rows):
+                out.write_batch(batch)
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return path

@@ -6,11 +6,9 @@ python examples/quickstart.py [LAKE_DIR]
 from __future__ import annotations
 
 import contextlib
-import io
 import sys
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 import lakekit
 
@@ -22,13 +20,11 @@ def main(lake_dir: str = "quickstart-lake") -> dict[str, object]:
         with contextlib.suppress(lakekit.AlreadyExistsError):
             lake.store.create("raw/orders/_claimed", b"run-1")
 
-        # Catalog + files: a day-partitioned table (the Table layer will write these for you).
+        # Lake table: a partitioned Parquet table; each write is one atomic snapshot.
         schema = pa.schema([("id", pa.int64()), ("amount", pa.float64()), ("dt", pa.string())])
-        lake.catalog.create_table("sales.orders", schema, partition_by=["dt"], exist_ok=True)
-        data = pa.table({"id": [1, 2, 3], "amount": [9.5, 20.0, 3.25]})
-        buffer = io.BytesIO()
-        pq.write_table(data, buffer)
-        lake.store.put("tables/sales/orders/dt=2026-11-26/part-0.parquet", buffer.getvalue())
+        orders = lake.create_table("sales.orders", schema, partition_by=["dt"], exist_ok=True)
+        day = pa.table({"id": [1, 2, 3], "amount": [9.5, 20.0, 3.25], "dt": ["2026-11-26"] * 3})
+        orders.overwrite_partitions(day)  # re-runnable: replaces that day only
 
         # QueryEngine: SQL over the catalog, values always bound.
         total = lake.sql(

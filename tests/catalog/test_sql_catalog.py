@@ -310,6 +310,129 @@ def test_rename_keeps_the_version_and_frees_the_old_name(tmp_path: Path) -> None
     catalog.close()
 
 
+# -- load_table: fast, never stale ---------------------------------------------------------------
+def _change_in_another_process(url: str, prefix: str, results: Any) -> None:
+    """Commit a property, then drop the table and re-create it (version 1 again, new schema)."""
+    try:
+        catalog = Catalog(SqlCatalog(url, table_prefix=prefix))
+        catalog.set_properties("ns.t", {"owner": "child"})
+        results.put(("committed", catalog.load_table("ns.t").version))
+        catalog.drop_table("ns.t")
+        catalog.create_table("ns.t", pa.schema([("other", pa.string())]), properties={"n": "2"})
+        results.put(("recreated", catalog.load_table("ns.t").version))
+        catalog.close()
+    except BaseException as exc:
+        results.put(("error", repr(exc)))
+
+
+def _run_in_child(target: Any, *args: Any) -> list[tuple[Any, ...]]:
+    ctx = multiprocessing.get_context("spawn")
+    results = ctx.Queue()
+    proc = ctx.Process(target=target, args=(*args, results))
+    proc.start()
+    try:
+        outcomes: list[tuple[Any, ...]] = []
+        while not outcomes or outcomes[-1][0] not in ("recreated", "error"):
+            outcomes.append(results.get(timeout=90))
+    finally:
+        proc.join(30)
+        results.close()
+        results.join_thread()
+    return outcomes
+
+
+def _assert_load_table_sees_other_processes(url: str, prefix: str) -> None:
+    catalog = Catalog(SqlCatalog(url, table_prefix=prefix))
+    try:
+        catalog.create_table("ns.t", SCHEMA)
+        for _ in range(3):  # warm: the decoded metadata is reused from here on
+            assert catalog.load_table("ns.t").properties == {}
+        outcomes = _run_in_child(_change_in_another_process, url, prefix)
+        assert [o[0] for o in outcomes] == ["committed", "recreated"], outcomes
+        now = catalog.load_table("ns.t")
+        assert now.version == 1
+        assert now.schema.names == ["other"]
+        assert now.properties == {"n": "2"}
+    finally:
+        catalog.close()
+
+
+def test_load_table_sees_another_processs_commits_at_once(tmp_path: Path) -> None:
+    url = _sqlite_url(tmp_path)
+    catalog = Catalog(SqlCatalog(url))
+    try:
+        catalog.create_table("ns.t", SCHEMA)
+        assert catalog.load_table("ns.t").version == 1
+        ctx = multiprocessing.get_context("spawn")
+        proc = ctx.Process(target=_commit_property, args=(url, "owner", "child"))
+        proc.start()
+        proc.join(90)
+        assert proc.exitcode == 0
+        seen = catalog.load_table("ns.t")
+        assert (seen.version, seen.properties) == (2, {"owner": "child"})
+    finally:
+        catalog.close()
+
+
+def _commit_property(url: str, key: str, value: str) -> None:
+    catalog = Catalog(SqlCatalog(url))
+    catalog.set_properties("ns.t", {key: value})
+    catalog.close()
+
+
+def test_load_table_sees_a_table_recreated_by_another_process_at_the_same_version(
+    tmp_path: Path,
+) -> None:
+    _assert_load_table_sees_other_processes(_sqlite_url(tmp_path), "lakekit_")
+
+
+@pytest.mark.postgres
+def test_postgres_load_table_sees_a_table_recreated_by_another_process(
+    postgres_url: str,
+) -> None:
+    _assert_load_table_sees_other_processes(postgres_url, f"fresh{uuid.uuid4().hex[:8]}_")
+
+
+def test_each_load_table_returns_its_own_properties(tmp_path: Path) -> None:
+    catalog = Catalog(SqlCatalog(_sqlite_url(tmp_path)))
+    try:
+        catalog.create_table("ns.t", SCHEMA, properties={"a": "1"})
+        first = catalog.load_table("ns.t")
+        first.properties["a"] = "changed by the caller"  # type: ignore[index]
+        assert catalog.load_table("ns.t").properties == {"a": "1"}
+    finally:
+        catalog.close()
+
+
+def test_load_table_of_a_missing_table_says_what_is_missing(tmp_path: Path) -> None:
+    catalog = Catalog(SqlCatalog(_sqlite_url(tmp_path)))
+    try:
+        catalog.create_table("ns.t", SCHEMA)
+        catalog.load_table("ns.t")
+        catalog.drop_table("ns.t")
+        with pytest.raises(NotFoundError, match=r"table ns\.t does not exist$"):
+            catalog.load_table("ns.t")
+        with pytest.raises(NotFoundError, match="namespace 'nope' does not exist"):
+            catalog.load_table("nope.t")
+    finally:
+        catalog.close()
+
+
+def test_a_database_error_in_load_table_is_mapped_and_chained(tmp_path: Path) -> None:
+    catalog = Catalog(SqlCatalog(_sqlite_url(tmp_path)))
+    try:
+        catalog.create_table("ns.t", SCHEMA)
+        catalog.load_table("ns.t")
+        vandal = sqlite3.connect(tmp_path / "catalog.db", isolation_level=None)
+        vandal.execute("DROP TABLE lakekit_tables")
+        vandal.close()
+        with pytest.raises(LakekitError, match=r"catalog load_table failed.*no such table") as info:
+            catalog.load_table("ns.t")
+        assert isinstance(info.value.__cause__, sa.exc.OperationalError)
+    finally:
+        catalog.close()
+
+
 # -- first use from several processes at once ------------------------------------------------------
 def _first_use(url: str, prefix: str, barrier: Any, results: Any, worker: int) -> None:
     try:

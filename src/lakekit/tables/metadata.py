@@ -1,22 +1,25 @@
 """Table metadata: data files, snapshots, and the immutable metadata file of each table version.
 
-Layout under a table's location (names starting with ``_`` are skipped by Hive-style readers
-such as DuckDB, Spark, Athena and pyarrow.dataset, so they never read these as data)::
+Layout under a table's location (``_``-prefixed directories are skipped by Hive-style readers
+such as Spark, Athena and pyarrow.dataset)::
 
     <location>/<k>=<v>/.../part-<uuid>-<n>.parquet      data files (Hive partition directories)
-    <location>/_lakekit/manifests/<uuid>.parquet        one per snapshot: every live data file
+    <location>/_lakekit/manifests/<uuid>.arrow          one per snapshot: every live data file
     <location>/_lakekit/metadata/<seq>-<uuid>.json      one per commit: schemas, spec, snapshots
 
 The catalog's table entry holds the key of the current metadata file in the property
 ``lakekit.metadata``; moving that pointer is the commit (the catalog's compare-and-swap). Every
 metadata and manifest file is written once under a fresh name and never modified, so readers can
 cache them forever and a reader always sees one consistent snapshot.
+
+Manifests are Arrow IPC files (zstd) and metadata files JSON, never ``.parquet``: DuckDB's
+``read_parquet('<location>/**/*.parquet')`` does not skip ``_``-prefixed directories, and would
+otherwise read them as data.
 """
 
 from __future__ import annotations
 
 import base64
-import io
 import json
 import threading
 import time
@@ -296,7 +299,6 @@ def _state_from_json(raw: dict[str, Any]) -> TableState:
 def write_manifest(store: ObjectStore, location: str, files: Sequence[DataFile]) -> str:
     """Write the list of a snapshot's live data files; return the manifest's key."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     table = pa.table(
         {
@@ -308,10 +310,12 @@ def write_manifest(store: ObjectStore, location: str, files: Sequence[DataFile])
             "stats": pa.array([_stats_to_json(f.stats) for f in files], pa.string()),
         }
     )
-    buffer = io.BytesIO()
-    pq.write_table(table, buffer, compression="zstd")
-    key = f"{metadata_dir(location)}/manifests/{uuid.uuid4().hex}.parquet"
-    store.create(key, buffer.getvalue())
+    sink = pa.BufferOutputStream()
+    options = pa.ipc.IpcWriteOptions(compression="zstd")
+    with pa.ipc.new_file(sink, table.schema, options=options) as writer:
+        writer.write_table(table)
+    key = f"{metadata_dir(location)}/manifests/{uuid.uuid4().hex}.arrow"
+    store.create(key, sink.getvalue().to_pybytes())
     _MANIFEST_CACHE.put((_store_id(store), key), tuple(files))
     return key
 
@@ -322,10 +326,9 @@ def read_manifest(store: ObjectStore, key: str) -> tuple[DataFile, ...]:
     cached = _MANIFEST_CACHE.get(cache_key)
     if cached is not None:
         return cached
-    import pyarrow.parquet as pq
+    import pyarrow as pa
 
-    with store.open(key) as stream:
-        table = pq.read_table(stream)
+    table = pa.ipc.open_file(pa.py_buffer(store.get(key))).read_all()
     files = tuple(
         DataFile(
             key=row["key"],

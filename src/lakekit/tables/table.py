@@ -21,7 +21,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from lakekit.errors import CommitConflictError, InvalidInputError
@@ -469,6 +469,36 @@ class Table:
     def iter_snapshots(self) -> Iterator[Snapshot]:
         """Every retained snapshot (including ones rolled back from), in commit order."""
         yield from sorted(self._load()[1].snapshots, key=lambda s: s.sequence_number)
+
+    # -- maintenance ----------------------------------------------------------------------------
+    def compact(
+        self, *, target_file_size: int | None = None, min_files: int = 2
+    ) -> Snapshot | None:
+        """Rewrite each partition's small files into target-size files, as one atomic snapshot
+        with the same rows; None when nothing needed compacting. Concurrent appends re-base;
+        a concurrent removal of a file it rewrote raises CommitConflictError.
+        See :func:`lakekit.tables.maintenance.compact`."""
+        from lakekit.tables.maintenance import compact
+
+        return compact(self, target_file_size=target_file_size, min_files=min_files)
+
+    def expire_snapshots(
+        self, *, older_than: datetime | timedelta, keep_last: int = 1
+    ) -> list[int]:
+        """Forget snapshots older than ``older_than`` (never the current one nor the
+        ``keep_last`` newest); return their ids. Their files stay until :meth:`vacuum`.
+        See :func:`lakekit.tables.maintenance.expire_snapshots`."""
+        from lakekit.tables.maintenance import expire_snapshots
+
+        return expire_snapshots(self, older_than=older_than, keep_last=keep_last)
+
+    def vacuum(self, *, older_than: timedelta = timedelta(hours=1)) -> list[str]:
+        """Delete unreferenced files under the table's location older than ``older_than`` (the
+        grace period protecting in-flight writers); return the deleted keys. Never deletes a
+        file a retained snapshot references. See :func:`lakekit.tables.maintenance.vacuum`."""
+        from lakekit.tables.maintenance import vacuum
+
+        return vacuum(self, older_than=older_than)
 
 
 def _plan_for(

@@ -133,8 +133,8 @@ def write_data_files(
         for field in derived:
             out_schema = out_schema.append(pa.field(field.name, sample[field.name].type))
         part_schema = pa.schema([out_schema.field(f.name) for f in spec.fields])
-        partitioning: ds.Partitioning | None = ds.partitioning(
-            part_schema, flavor="hive", null_fallback=NULL_PARTITION
+        partitioning: ds.Partitioning | None = ds.HivePartitioning(
+            part_schema, null_fallback=NULL_PARTITION
         )
     else:
         partitioning = None

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from lakekit.testing.object_store_suite import ObjectStoreSuite
     from lakekit.testing.query_engine_suite import QueryEngineSuite
     from lakekit.testing.stream_suite import StreamSuite
+    from lakekit.testing.table_suite import TableSuite
 
 __all__ = [
     "CatalogSuite",
@@ -31,6 +32,7 @@ __all__ = [
     "ObjectStoreSuite",
     "QueryEngineSuite",
     "StreamSuite",
+    "TableSuite",
 ]
 
 _MODULES = {
@@ -39,6 +41,7 @@ _MODULES = {
     "ObjectStoreSuite": "lakekit.testing.object_store_suite",
     "QueryEngineSuite": "lakekit.testing.query_engine_suite",
     "StreamSuite": "lakekit.testing.stream_suite",
+    "TableSuite": "lakekit.testing.table_suite",
 }
 
 

@@ -34,20 +34,26 @@ import duckdb
 from pydantic import Field
 
 from lakekit._redact import redact_url
+from lakekit.adapters.duckdb._schema_files import SchemaFiles
 from lakekit.adapters.duckdb._sql_refs import StatementParser
-from lakekit.adapters.duckdb._views import quote_ident, table_files, view_ddl
+from lakekit.adapters.duckdb._views import (
+    GLOB_CHARACTERS,
+    TableFiles,
+    quote_ident,
+    table_files,
+    view_ddl,
+)
 from lakekit.capabilities import Capability
 from lakekit.config import AdapterSettings
 from lakekit.errors import ConfigurationError, InvalidInputError, NotFoundError, QueryError
 from lakekit.identifiers import TableIdent, validate_name
-from lakekit.interfaces.catalog import Catalog, CatalogAdapter
+from lakekit.interfaces.catalog import Catalog, CatalogAdapter, TableMetadata
 from lakekit.interfaces.object_store import ObjectStore, ObjectStoreAdapter
 from lakekit.interfaces.query_engine import Params, QueryEngineAdapter
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from lakekit.interfaces.catalog import TableMetadata
     from lakekit.lake import Lake
 
 __all__ = ["DuckDBEngine", "DuckDBSettings"]
@@ -112,10 +118,21 @@ def database_from_url(url: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class _ViewState:
-    """What a view was built from: it is rebuilt when either changes."""
+    """What a view was built from: it is rebuilt when any of it changes."""
 
-    version: int
-    keys: tuple[str, ...]
+    table: TableMetadata
+    """The catalog entry (version, schema, spec, properties, timestamps: a re-created table at
+    the same version differs in its timestamps)."""
+    files: TableFiles
+    schema_file: str | None
+    """The uniform form's schema file (rewritten if something deleted it), or None."""
+
+    def current(self, table: TableMetadata, files: TableFiles) -> bool:
+        return (
+            self.files == files
+            and self.table == table
+            and (self.schema_file is None or os.path.isfile(self.schema_file))
+        )
 
 
 class DuckDBEngine(QueryEngineAdapter):
@@ -186,6 +203,11 @@ class DuckDBEngine(QueryEngineAdapter):
         self._catalog: Catalog | None = None
         self._store: ObjectStore | None = None
         self._parser = StatementParser()
+        # Schema files of uniform views: private to an in-memory database, beside a persistent
+        # one (its stored views name them, and every engine on that file shares them).
+        self._schema_files = SchemaFiles(
+            None if self.database == ":memory:" else f"{self.database}.lakekit-schemas"
+        )
         # _lock guards the connection objects and the set of running cursors; _views_lock
         # serialises view maintenance (catalog lookup + listing + DDL) so a view is never
         # replaced by an older state than the one it has.
@@ -282,6 +304,7 @@ class DuckDBEngine(QueryEngineAdapter):
             self._ddl.close()
         with self._lock:
             self._con.close()
+        self._schema_files.close()
 
     # -- catalog tables -------------------------------------------------------------------------
     def _resolve(self, schema: str, name: str, *, strict: bool) -> None:
@@ -330,15 +353,21 @@ class DuckDBEngine(QueryEngineAdapter):
                 f"table {table.ident} is in the catalog but this engine has no object store to "
                 "read its files from"
             )
-        state = _ViewState(table.version, tuple(table_files(table, store)))
+        files = table_files(table, store)
         name = (table.ident.namespace, table.ident.name)
-        if self._views.get(name) == state:
-            return  # the steady state: one catalog lookup and one listing, no DDL
-        paths = [self._address(store, key) for key in state.keys]
-        ddl = view_ddl(table, paths, self._duckdb_types(table.schema))
+        built = self._views.get(name)
+        if built is not None and built.current(table, files):
+            return  # the steady state: one catalog lookup, the file list, no DDL
+        paths = [self._address(store, key) for key in files.keys]
+        schema_file = None
+        if files.uniform_schema and paths:
+            schema_file = self._schema_files.path(table)
+            if GLOB_CHARACTERS.intersection(schema_file):
+                schema_file = None  # a temporary directory DuckDB would glob: the mapped form
+        ddl = view_ddl(table, paths, self._duckdb_types(table.schema), schema_file=schema_file)
         self._ddl_execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(table.ident.namespace)}")
         self._ddl_execute(ddl)
-        self._views[name] = state
+        self._views[name] = _ViewState(table, files, schema_file)
 
     def _address(self, store: ObjectStore, key: str) -> str:
         """How DuckDB reaches ``key``: a local path, or a URL of a registered fsspec filesystem."""

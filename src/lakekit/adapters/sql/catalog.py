@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 from pydantic import Field, ValidationError
 
 from lakekit._redact import redact_url
+from lakekit.adapters.sql._lookup import TABLE_COLUMNS, DecodedTables
 from lakekit.capabilities import Capability
 from lakekit.config import AdapterSettings
 from lakekit.errors import (
@@ -61,6 +62,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine, Row
     from sqlalchemy.engine import URL
 
+    from lakekit.adapters.sql._lookup import TableRowReader
     from lakekit.adapters.sql._tables import CatalogTables
     from lakekit.lake import Lake
 
@@ -186,6 +188,9 @@ class SqlCatalog(CatalogAdapter):
         self._t: CatalogTables = CatalogTables.build(self.settings.table_prefix)
         self._ready = False
         self._ready_lock = threading.Lock()
+        self._decoded = DecodedTables()
+        self._reader: TableRowReader | None = None
+        self._reader_unset = True
 
     @classmethod
     def from_settings(cls, settings: AdapterSettings, lake: Lake) -> Self:
@@ -292,7 +297,7 @@ class SqlCatalog(CatalogAdapter):
         """
         from sqlalchemy import exc as sa_exc
 
-        from lakekit.adapters.sql._errors import is_retryable, map_db_error
+        from lakekit.adapters.sql._errors import is_retryable
 
         if not setup:
             self._ensure_ready()
@@ -305,21 +310,31 @@ class SqlCatalog(CatalogAdapter):
                         return fn(conn)
             except sa_exc.IntegrityError as exc:
                 if on_integrity is None:
-                    raise map_db_error(exc, op, self._display, self._secret) from exc
+                    raise self._mapped(op, exc) from exc
                 raise on_integrity(exc) from exc
             except sa_exc.DBAPIError as exc:
                 if is_retryable(exc) and attempt + 1 < _MAX_ATTEMPTS:
                     time.sleep(0.005 * 2**attempt)
                     continue
-                raise map_db_error(exc, op, self._display, self._secret) from exc
-            except sa_exc.TimeoutError as exc:  # no pooled connection became free in time
-                raise TransientError(
-                    f"catalog {op} failed on {self._display}: all {self.settings.pool_size} "
-                    "pooled connections stayed busy; retry later or raise pool_size"
-                ) from exc
+                raise self._mapped(op, exc) from exc
             except sa_exc.SQLAlchemyError as exc:
-                raise LakekitError(f"catalog {op} failed on {self._display}: {exc}") from exc
+                raise self._mapped(op, exc) from exc
         raise AssertionError("unreachable")
+
+    def _mapped(self, op: str, exc: Exception) -> LakekitError:
+        """The lakekit error for a SQLAlchemy error raised during ``op``."""
+        from sqlalchemy import exc as sa_exc
+
+        from lakekit.adapters.sql._errors import map_db_error
+
+        if isinstance(exc, sa_exc.DBAPIError):
+            return map_db_error(exc, op, self._display, self._secret)
+        if isinstance(exc, sa_exc.TimeoutError):  # no pooled connection became free in time
+            return TransientError(
+                f"catalog {op} failed on {self._display}: all {self.settings.pool_size} "
+                "pooled connections stayed busy; retry later or raise pool_size"
+            )
+        return LakekitError(f"catalog {op} failed on {self._display}: {exc}")
 
     # -- namespaces -------------------------------------------------------------------------------
     def create_namespace(self, namespace: str, properties: Mapping[str, str]) -> None:
@@ -435,7 +450,81 @@ class SqlCatalog(CatalogAdapter):
         )
 
     def load_table(self, ident: TableIdent) -> TableMetadata:
-        """Raises: NotFoundError naming the table."""
+        """The table's current metadata, read from the database on every call.
+
+        A commit that finished before the call (in any process, or on any machine for a
+        networked database) is always seen: there is no time-based caching. The decoded
+        metadata is reused while the table's row is unchanged, so a repeated lookup is one
+        indexed SELECT (about 0.01-0.02 ms on a local SQLite file; see ``_lookup``). Each call
+        returns its own ``properties`` dict.
+
+        Raises:
+            NotFoundError: naming the table (and its namespace, if that is missing too).
+        """
+        self._ensure_ready()
+        raw = self._table_row(ident)
+        if raw is None:
+            return self._load_table_core(ident)  # NotFoundError saying what is missing
+        metadata = self._decoded.get(ident, raw)
+        if metadata is None:
+            reader = self._row_reader
+            metadata = _metadata_from_values(ident, raw if reader is None else reader.process(raw))
+            self._decoded.put(ident, raw, metadata)
+        return replace(metadata, properties=dict(metadata.properties))
+
+    def _table_row(self, ident: TableIdent) -> tuple[Any, ...] | None:
+        """The table's row (the ``_lookup.TABLE_COLUMNS``), raw from the driver on the fast path
+        (SQLite, PostgreSQL) or as SQLAlchemy Core returns it elsewhere; None if absent."""
+        from sqlalchemy import exc as sa_exc
+        from sqlalchemy import select
+
+        reader = self._row_reader
+        if reader is None:
+            tables = self._t.tables
+            columns = [tables.c[name] for name in TABLE_COLUMNS]
+            query = select(*columns).where(*self._where(ident))
+            found = self._transact(
+                "load_table", lambda conn: conn.execute(query).one_or_none(), write=False
+            )
+            return None if found is None else tuple(found)
+        dialect = self._engine.dialect
+        dbapi_error = dialect.loaded_dbapi.Error
+        params = reader.params(ident)
+        try:
+            connection = self._engine.raw_connection()
+        except dbapi_error as exc:
+            wrapped = sa_exc.DBAPIError.instance(None, None, exc, dbapi_error, dialect=dialect)
+            raise self._mapped("load_table", wrapped) from wrapped
+        except sa_exc.SQLAlchemyError as exc:
+            raise self._mapped("load_table", exc) from exc
+        cursor = None
+        try:
+            cursor = connection.cursor()
+            cursor.execute(reader.sql, params)
+            row = cursor.fetchone()
+            cursor.close()
+        except dbapi_error as exc:
+            lost = dialect.is_disconnect(exc, connection.dbapi_connection, cursor)
+            if lost:
+                connection.invalidate(exc)
+            wrapped = sa_exc.DBAPIError.instance(
+                reader.sql, params, exc, dbapi_error, connection_invalidated=lost, dialect=dialect
+            )
+            raise self._mapped("load_table", wrapped) from wrapped
+        finally:
+            connection.close()  # back to the pool (rolled back: a read leaves no transaction)
+        return None if row is None else tuple(row)
+
+    @property
+    def _row_reader(self) -> TableRowReader | None:
+        if self._reader_unset:
+            from lakekit.adapters.sql._lookup import TableRowReader
+
+            self._reader = TableRowReader.for_engine(self._engine, self._t.tables)
+            self._reader_unset = False
+        return self._reader
+
+    def _load_table_core(self, ident: TableIdent) -> TableMetadata:
         from sqlalchemy import select
 
         tables = self._t.tables
@@ -825,16 +914,23 @@ def _load_schema(data: bytes) -> pa.Schema:
 
 
 def _to_metadata(row: Row[Any]) -> TableMetadata:
+    ident = TableIdent(row.namespace, row.name)
+    return _metadata_from_values(ident, tuple(getattr(row, name) for name in TABLE_COLUMNS))
+
+
+def _metadata_from_values(ident: TableIdent, values: tuple[Any, ...]) -> TableMetadata:
+    """Decode the ``TABLE_COLUMNS`` values of a table's row (as SQLAlchemy Core returns them)."""
+    location, fmt, schema, spec, properties, version, created_at, updated_at = values
     return TableMetadata(
-        ident=TableIdent(row.namespace, row.name),
-        location=row.location,
-        schema=_load_schema(row.schema),
-        format=row.format,
-        partition_spec=PartitionSpec.model_validate_json(row.partition_spec),
-        properties=_load_properties(row.properties),
-        version=int(row.version),
-        created_at=_as_utc(row.created_at),
-        updated_at=_as_utc(row.updated_at),
+        ident=ident,
+        location=location,
+        schema=_load_schema(schema),
+        format=fmt,
+        partition_spec=PartitionSpec.model_validate_json(spec),
+        properties=_load_properties(properties),
+        version=int(version),
+        created_at=_as_utc(created_at),
+        updated_at=_as_utc(updated_at),
     )
 
 
