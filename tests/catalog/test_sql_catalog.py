@@ -418,6 +418,36 @@ def test_load_table_of_a_missing_table_says_what_is_missing(tmp_path: Path) -> N
         catalog.close()
 
 
+def test_concurrent_lookups_never_go_back_in_time(tmp_path: Path) -> None:
+    catalog = Catalog(SqlCatalog(_sqlite_url(tmp_path)))
+    catalog.create_table("ns.t", SCHEMA)
+    stop = threading.Event()
+    problems: list[str] = []
+
+    def look() -> None:
+        last = 0
+        while not stop.is_set():
+            version = catalog.load_table("ns.t").version
+            if version < last:
+                problems.append(f"saw version {version} after {last}")
+            last = version
+
+    readers = [threading.Thread(target=look) for _ in range(6)]
+    for thread in readers:
+        thread.start()
+    try:
+        for version in range(1, 31):
+            catalog.commit("ns.t", version, TableUpdate(set_properties={"v": str(version)}))
+            seen = catalog.load_table("ns.t")
+            assert (seen.version, seen.properties) == (version + 1, {"v": str(version)})
+    finally:
+        stop.set()
+        for thread in readers:
+            thread.join()
+        catalog.close()
+    assert problems == []
+
+
 def test_a_database_error_in_load_table_is_mapped_and_chained(tmp_path: Path) -> None:
     catalog = Catalog(SqlCatalog(_sqlite_url(tmp_path)))
     try:

@@ -1,5 +1,6 @@
-"""The query benchmark runs end to end: both sides return the same rows and a JSON report is
-written (numbers themselves are judged by `nox -s bench`, not here)."""
+"""The query benchmark runs end to end: both sides return the same rows (on the lake table and on
+the listed table) and a JSON report is written (numbers themselves are judged by `nox -s bench`,
+not here)."""
 
 from __future__ import annotations
 
@@ -29,7 +30,14 @@ def test_quick_query_benchmark_writes_a_report(tmp_path: Path) -> None:
     report = json.loads(report_path.read_text())
     assert report["machine"]["cores"] >= 1
     names = [c["name"] for c in report["comparisons"]]
-    assert names == ["filtered_group_by", "distinct_users", "point_lookup", "count_one_day"]
+    assert names == [
+        "filtered_group_by",
+        "distinct_users",
+        "point_lookup",
+        "count_one_day",
+        "listed_group_by",
+    ]
+    assert [c["target"] for c in report["comparisons"]] == [1.1, 1.1, 1.1, None, None]
     for comparison in report["comparisons"]:
         assert comparison["lakekit_ms"] > 0
         assert comparison["baseline_ms"] > 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
@@ -159,6 +160,33 @@ def test_merge_evolves_the_schema_with_new_columns(table: Table) -> None:
 
     assert table.schema.names == ["id", "name", "score", "tier"]
     assert rows(table, "id", "tier") == [{"id": 1, "tier": None}, {"id": 2, "tier": "gold"}]
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [
+        pa.array([1_000_000_000_500, 2_000_000_000_700], pa.int64()).cast(pa.timestamp("ns")),
+        pa.array([1_000_000_500, 2_000_000_700], pa.int64()).cast(pa.timestamp("us", tz="UTC")),
+        pa.array([100, 200], pa.int32()).cast(pa.date32()),
+        pa.array([Decimal("1.25"), Decimal("2.50")], pa.decimal128(10, 2)),
+        pa.array(["a", "b"], pa.large_string()),
+        pa.array([False, True]),
+    ],
+    ids=lambda keys: str(keys.type),
+)
+def test_merge_by_keys_of_every_scalar_type_uses_their_statistics(
+    lake: Lake, keys: pa.Array[Any]
+) -> None:
+    table = lake.create_table("app.typed", pa.schema([("k", keys.type), ("v", pa.int64())]))
+    table.append(pa.table({"k": keys.slice(0, 1), "v": [1]}))
+    table.append(pa.table({"k": keys.slice(1, 1), "v": [2]}))
+    untouched = next(f.key for f in table.files() if f.record_count and f.stats["v"].min == "1")
+
+    snapshot = table.merge(pa.table({"k": keys.slice(1, 1), "v": [20]}), on=["k"])
+
+    assert snapshot.summary["removed_files"] == 1
+    assert untouched in data_keys(table)
+    assert sorted(table.to_arrow()["v"].to_pylist()) == [1, 20]
 
 
 # -- which files are rewritten ---------------------------------------------------------------

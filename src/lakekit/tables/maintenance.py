@@ -359,16 +359,18 @@ def register_table(
     check_schema(schema)
     spec = PartitionSpec.of(*names)
     schema_id = schema_id_of(schema, {})
+    schemas: dict[int, pa.Schema] = {schema_id: schema}
     files = [
         _adopted_file(
-            meta, footer=footer, location=location, spec=spec, schema=schema, schema_id=schema_id
+            meta, footer=footer, location=location, spec=spec, schema=schema,
+            schema_id=_file_schema_id(footer, schema, names, schemas),
         )
         for meta, footer in zip(objects, footers, strict=True)
-    ]
+    ]  # fmt: skip
     state = TableState(
         table_uuid=_uuid(),
         location=location,
-        schemas={schema_id: schema},
+        schemas=schemas,
         current_schema_id=schema_id,
         partition_spec=spec,
     )
@@ -540,6 +542,25 @@ def _canonical_int(text: str) -> bool:
     except ValueError:
         return False
     return str(number) == text and -(2**63) <= number < 2**63
+
+
+def _file_schema_id(
+    footer: pq.FileMetaData, schema: pa.Schema, partition_names: list[str],
+    schemas: dict[int, pa.Schema],
+) -> int:  # fmt: skip
+    """The table's schema id if the file holds exactly its data columns (as lakekit's own files
+    do), else the id of the file's own schema, recorded in ``schemas``: engines then know to map
+    this file's columns instead of reading all files as one schema."""
+    import pyarrow as pa
+
+    data_fields = [f for f in schema if f.name not in partition_names]
+    own = footer.schema.to_arrow_schema().remove_metadata()
+    if own.equals(pa.schema(data_fields)):
+        return schema_id_of(schema, schemas)
+    file_schema = pa.schema([*own, *(schema.field(n) for n in partition_names)])
+    sid = schema_id_of(file_schema, schemas)
+    schemas[sid] = file_schema
+    return sid
 
 
 def _adopted_file(

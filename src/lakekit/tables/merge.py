@@ -2,7 +2,9 @@
 
 ``table.merge(data, on=["id"])`` replaces every existing row whose key appears in ``data`` by the
 row of ``data`` and inserts the rows with new keys; rows whose ``delete_column`` flag is true
-delete the matching rows instead (and are not inserted). The whole merge is one snapshot.
+delete the matching rows instead (and are not inserted). The whole merge is one snapshot. Keys compare by value (nulls never
+match; null keys in the data are refused); when the table already holds several rows with one
+key, all of them are replaced.
 
 How (each step streams; nothing holds the table or the incoming data in memory):
 
@@ -72,8 +74,9 @@ def plan_merge(
             A null flag counts as false. The column is not written.
         schema: the table schema after evolution by the data (without ``delete_column``).
 
-    If this raises, every file it wrote has been deleted, except the files of an insert stream
-    interrupted by a null key (unreferenced, removed by ``vacuum``).
+    If this raises, nothing is committed and every file it wrote is deleted, except files of a
+    write interrupted mid-stream (a null key, a value that does not fit the schema): those are
+    unreferenced, so invisible, and ``vacuum`` removes them.
 
     Raises:
         InvalidInputError: a key column is missing from the table or the data, is nested, or

@@ -216,7 +216,7 @@ def read_state(store: ObjectStore, key: str) -> TableState:
         LakekitError: the file is not a lakekit metadata file of a known version.
     """
     cache_key = (_store_id(store), key)
-    cached = _STATE_CACHE.get(cache_key)
+    cached: TableState | None = _STATE_CACHE.get(cache_key)
     if cached is not None:
         return cached
     try:
@@ -323,23 +323,28 @@ def write_manifest(store: ObjectStore, location: str, files: Sequence[DataFile])
 def read_manifest(store: ObjectStore, key: str) -> tuple[DataFile, ...]:
     """Read (and cache: manifests are immutable) the data files listed in a manifest."""
     cache_key = (_store_id(store), key)
-    cached = _MANIFEST_CACHE.get(cache_key)
-    if cached is not None:
-        return cached
+    cached_files: tuple[DataFile, ...] | None = _MANIFEST_CACHE.get(cache_key)
+    if cached_files is not None:
+        return cached_files
     import pyarrow as pa
 
-    table = pa.ipc.open_file(pa.py_buffer(store.get(key))).read_all()
-    files = tuple(
-        DataFile(
-            key=row["key"],
-            partition=json.loads(row["partition"]),
-            record_count=row["record_count"],
-            file_size=row["file_size"],
-            schema_id=row["schema_id"],
-            stats=_stats_from_json(row["stats"]),
+    try:
+        table = pa.ipc.open_file(pa.py_buffer(store.get(key))).read_all()
+        files = tuple(
+            DataFile(
+                key=row["key"],
+                partition=json.loads(row["partition"]),
+                record_count=row["record_count"],
+                file_size=row["file_size"],
+                schema_id=row["schema_id"],
+                stats=_stats_from_json(row["stats"]),
+            )
+            for row in table.to_pylist()
         )
-        for row in table.to_pylist()
-    )
+    except (pa.ArrowInvalid, ValueError, KeyError, TypeError) as exc:
+        raise LakekitError(
+            f"table manifest {key} is corrupt or of an unknown format: {exc}"
+        ) from exc
     _MANIFEST_CACHE.put(cache_key, files)
     return files
 

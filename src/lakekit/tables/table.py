@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from lakekit.errors import CommitConflictError, InvalidInputError
 from lakekit.identifiers import TableIdent
@@ -257,7 +257,7 @@ class Table:
         options = options or WriteOptions()
         _, state = self._load()
         reader = as_reader(data, state.schema)
-        incoming = reader.schema
+        incoming = _in_table_layouts(reader.schema, state.schema)
         if delete_column is not None:
             _check_delete_column(incoming, delete_column)
             incoming = incoming.remove(incoming.get_field_index(delete_column))
@@ -545,6 +545,54 @@ def _with_schema_entry(
     if not missing:
         return state
     return replace(state, schemas={**state.schemas, **missing})
+
+
+def _in_table_layouts(incoming: pa.Schema, table: pa.Schema) -> pa.Schema:
+    """``incoming`` with what only describes the data's in-memory form taken from the table.
+
+    * a column that differs from the table's only in layout (``large_string``/``string_view``
+      vs ``string``, the same for binary and lists: pandas and polars produce these) gets the
+      table's type; the batches are cast to it losslessly when written;
+    * a NOT NULL table column stays NOT NULL even though DataFrames and dicts declare every
+      column nullable; a null in the data is then a SchemaError when written, never a silently
+      dropped constraint.
+    """
+    import pyarrow as pa
+
+    fields = []
+    for field in incoming:
+        kept = field
+        if field.name in table.names:
+            declared = table.field(field.name)
+            if _same_but_layout(field.type, declared.type):
+                kept = kept.with_type(declared.type)
+            if not declared.nullable:
+                kept = kept.with_nullable(False)
+        fields.append(kept)
+    metadata = cast("dict[bytes | str, bytes | str] | None", incoming.metadata)
+    return pa.schema(fields, metadata=metadata)
+
+
+def _same_but_layout(data: pa.DataType, table: pa.DataType) -> bool:
+    import pyarrow as pa
+
+    t = pa.types
+    families = (
+        (t.is_string, t.is_large_string, t.is_string_view),
+        (t.is_binary, t.is_large_binary, t.is_binary_view),
+    )
+    for family in families:
+        if any(check(data) for check in family) and any(check(table) for check in family):
+            return True
+    lists = (t.is_list, t.is_large_list, t.is_list_view, t.is_large_list_view)
+    if any(check(data) for check in lists) and any(check(table) for check in lists):
+        data_item, table_item = data.value_field, table.value_field  # type: ignore[attr-defined]
+        return bool(
+            (table_item.nullable or not data_item.nullable)
+            and (data_item.type.equals(table_item.type)
+                 or _same_but_layout(data_item.type, table_item.type))
+        )  # fmt: skip
+    return False
 
 
 def _check_delete_column(schema: pa.Schema, name: str) -> None:

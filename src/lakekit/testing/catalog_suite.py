@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import functools
 import multiprocessing
-import queue
-import time
 import traceback
 import uuid
 from collections.abc import Callable, Iterator
@@ -49,6 +47,7 @@ from lakekit.errors import (
 from lakekit.identifiers import TableIdent
 from lakekit.interfaces.catalog import Catalog, CatalogAdapter, TableUpdate
 from lakekit.partition_spec import PartitionField, PartitionSpec
+from lakekit.testing._processes import run_reporting_workers
 
 __all__ = ["CatalogFactory", "CatalogSuite"]
 
@@ -801,41 +800,10 @@ class CatalogSuite:
         self, ctx: Any, worker: Callable[[int], None], results: Any, expected_messages: int
     ) -> list[tuple[Any, ...]]:
         """Run ``worker(i)`` in ``race_processes`` spawned processes; return their reports."""
-        procs = [
-            ctx.Process(target=worker, args=(i,), daemon=True) for i in range(self.race_processes)
-        ]
-        for proc in procs:
-            proc.start()
-        outcomes: list[tuple[Any, ...]] = []
-        deadline = time.monotonic() + self.process_timeout
-        try:
-            while len(outcomes) < expected_messages:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    pytest.fail(
-                        f"child processes reported {len(outcomes)}/{expected_messages} results"
-                    )
-                try:
-                    message = results.get(timeout=min(remaining, 1.0))
-                except queue.Empty:
-                    if not any(p.is_alive() for p in procs):
-                        codes = [p.exitcode for p in procs]
-                        pytest.fail(f"child processes exited early (exit codes {codes})")
-                    continue
-                if message[0] == "error":
-                    pytest.fail(f"child process {message[1]} failed:\n{message[2]}")
-                outcomes.append(message)
-            for proc in procs:
-                proc.join(timeout=max(1.0, deadline - time.monotonic()))
-                assert proc.exitcode == 0, f"child exited with {proc.exitcode}"
-        finally:
-            for proc in procs:
-                if proc.is_alive():
-                    proc.terminate()
-                    proc.join(5)
-            results.close()
-            results.join_thread()
-        return outcomes
+        return run_reporting_workers(
+            ctx, worker, count=self.race_processes, results=results,
+            expected=expected_messages, timeout=self.process_timeout,
+        )  # fmt: skip
 
     def _require_state(self, catalog: Catalog, namespace: str) -> bool:
         """True if the adapter has STATE; otherwise assert put_state is NotSupportedError."""

@@ -24,8 +24,15 @@ layout; special characters and nulls in partition values (through ``scan`` and `
 snapshots, history, time travel and rollback; schema evolution; ``set_state``; pruning; a large
 streaming write with bounded memory; and, with real processes, concurrent appends (all land),
 concurrent overwrites (exactly one wins, the loser's files are deleted) and readers that always
-see exactly one snapshot. Merge and the maintenance operations (compact, expire_snapshots,
-vacuum) are checked when ``Table`` has them.
+see exactly one snapshot; merge, ``lake.register_table`` and the maintenance operations
+(compact, expire_snapshots, vacuum).
+
+Child processes start from a fork server (``multiprocessing``'s ``forkserver``: a fresh,
+single-threaded process that imported lakekit, pyarrow and SQLAlchemy once, then forks one child
+per worker) where the platform has one, otherwise they are spawned; set ``start_method =
+"spawn"`` to always spawn, and extend ``process_preload`` with your adapter's modules. Either
+way a child runs with the parent's current environment variables and working directory, so a
+``lake_factory`` may rely on variables that fixtures set.
 
 Tests of optional behaviour are gated on declared capabilities: without the catalog's ``STATE``
 the suite asserts that ``set_state`` raises NotSupportedError; the cross-process tests need the
@@ -35,9 +42,9 @@ catalog's ``MULTI_WRITER`` (there is nothing to assert without it, so they are s
 from __future__ import annotations
 
 import functools
+import itertools
 import multiprocessing
 import os
-import queue
 import threading
 import time
 import traceback
@@ -48,6 +55,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 
 from lakekit.capabilities import Capability
@@ -60,6 +68,7 @@ from lakekit.errors import (
     SchemaError,
 )
 from lakekit.partition_spec import PartitionField, PartitionSpec
+from lakekit.testing._processes import run_reporting_workers
 
 if TYPE_CHECKING:
     from lakekit.lake import Lake
@@ -71,28 +80,55 @@ LakeFactory = Callable[[], "Lake"]
 """A picklable zero-argument callable opening the lake, e.g.
 ``functools.partial(lakekit.connect, "local:///tmp/lake")``."""
 
-_SPAWN = multiprocessing.get_context("spawn")
+_PRELOAD = (
+    "lakekit.testing.table_suite",
+    "lakekit.lake",
+    "lakekit.tables.table",
+    "lakekit.tables.inputs",
+    "lakekit.tables.writer",
+    "lakekit.tables.scan",
+    "lakekit.tables.transforms",
+    "lakekit.adapters.local.object_store",
+    "lakekit.adapters.sql.catalog",
+    "pyarrow.dataset",
+    "pyarrow.parquet",
+    "sqlalchemy",
+    "sqlalchemy.dialects.sqlite",
+    "sqlite3",
+)
+"""Modules the fork server imports once, so that each child process starts in milliseconds."""
 _T0 = datetime(2026, 11, 26, 13, 5, 7, 123456, tzinfo=UTC)
 _DAY = timedelta(days=1)
 _HIDDEN = "/_lakekit/"
 """Table-relative directory of metadata and manifests (never data)."""
 
 
+def _field(name: str, dtype: pa.DataType, nullable: bool = True) -> pa.Field[Any]:
+    return pa.field(name, dtype, nullable=nullable)
+
+
 def _schema() -> pa.Schema:
     return pa.schema(
         [
-            pa.field("id", pa.int64(), nullable=False),
-            pa.field("ts", pa.timestamp("us", tz="UTC")),
-            pa.field("country", pa.string()),
-            pa.field("amount", pa.float64()),
+            _field("id", pa.int64(), nullable=False),
+            _field("ts", pa.timestamp("us", tz="UTC")),
+            _field("country", pa.string()),
+            _field("amount", pa.float64()),
         ]
     )
+
+
+def _int_list(values: pa.Array[Any] | pa.ChunkedArray[Any]) -> list[int]:
+    """The values of an integer column without nulls, sorted."""
+    items = values.to_pylist()
+    assert None not in items, "unexpected null"
+    return sorted(int(v) for v in items if v is not None)
 
 
 def _events(
     ids: Sequence[int] | range,
     *,
-    country: str | None | Sequence[str | None] = "US",
+    country: str | Sequence[str | None] | None = "US",
     day: int = 0,
 ) -> pa.Table:
     """Rows ``id`` with a timestamp on day ``day`` after _T0, a country, and amount ``id / 2``."""
@@ -117,8 +153,7 @@ def _unique(prefix: str) -> str:
 
 def _ids(table: Table, **scan: Any) -> list[int]:
     """The sorted ids a scan returns."""
-    data = table.to_arrow(**scan)
-    return sorted(data.column("id").to_pylist())
+    return _int_list(table.to_arrow(**scan).column("id"))
 
 
 def _rows(data: pa.Table) -> list[dict[str, Any]]:
@@ -149,13 +184,34 @@ def _relative_dirs(table: Table) -> set[str]:
     return {f.key[len(prefix) :].rsplit("/", 1)[0] for f in table.files()}
 
 
-def _mix64_bucket(value: int, n: int) -> int:
-    """``bucket[n]`` of an integer as the on-disk format defines it (SplitMix64 finalizer)."""
+def _bucket(value: int, n: int) -> int:
+    """``bucket[n]`` of an integer as the on-disk format defines it: one SplitMix64 step of the
+    value as unsigned 64-bit, mod ``n``."""
     mask = (1 << 64) - 1
-    z = value & mask
+    z = (value + 0x9E3779B97F4A7C15) & mask
     z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
     z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
     return (z ^ (z >> 31)) % n
+
+
+def _partition_value(field: PartitionField, row: dict[str, Any]) -> str:  # noqa: PLR0911
+    """The directory value of ``row`` under ``field``, computed independently of lakekit."""
+    value = row[field.source]
+    base, _, rest = field.transform.partition("[")
+    param = int(rest[:-1]) if rest else 0
+    if base == "day":
+        return str(value.date().isoformat())
+    if base == "month":
+        return f"{value.year:04d}-{value.month:02d}"
+    if base == "year":
+        return str(value.year)
+    if base == "hour":
+        return str(value.strftime("%Y-%m-%d-%H"))
+    if base == "bucket":
+        return str(_bucket(value, param))
+    if base == "truncate":
+        return str(value[:param] if isinstance(value, str) else value - value % param)
+    return str(value)
 
 
 def _drop_namespace(lake: Lake, namespace: str) -> None:
@@ -176,13 +232,6 @@ def _drop_namespace(lake: Lake, namespace: str) -> None:
 def _require_multi_writer(lake: Lake) -> None:
     if Capability.MULTI_WRITER not in lake.catalog.capabilities:
         pytest.skip("the catalog does not declare MULTI_WRITER (commits from one process only)")
-
-
-def _require_method(table: Table, name: str) -> Callable[..., Any]:
-    method = getattr(table, name, None)
-    if method is None:
-        pytest.skip(f"Table has no {name}() yet")
-    return method  # type: ignore[no-any-return]
 
 
 class _MemoryWatch:
@@ -243,7 +292,8 @@ class TableSuite:
     ``reader_overwrites`` committed while a reader process polls; ``large_write_rows`` and
     ``large_write_row_bytes`` of the bounded-memory write (whose peak memory growth must stay
     under ``large_write_memory_fraction`` of the data size); ``process_timeout`` seconds before
-    a stuck child fails the test.
+    a stuck child fails the test; ``start_method`` (``forkserver`` where available, else
+    ``spawn``) and ``process_preload`` (modules the fork server imports once).
     """
 
     concurrent_appenders: ClassVar[int] = 3
@@ -254,6 +304,8 @@ class TableSuite:
     large_write_row_bytes: ClassVar[int] = 250
     large_write_memory_fraction: ClassVar[float] = 0.5
     process_timeout: ClassVar[float] = 120.0
+    start_method: ClassVar[str] = "forkserver"
+    process_preload: ClassVar[tuple[str, ...]] = _PRELOAD
 
     # -- fixtures -------------------------------------------------------------------------------
     @pytest.fixture
@@ -486,30 +538,21 @@ class TableSuite:
 
     # -- partition layout -----------------------------------------------------------------------
     @pytest.mark.parametrize(
-        ("field", "expected_dirs"),
+        ("field", "example"),
         [
-            (PartitionField(source="ts", transform="day", name="dt"), {"dt=2026-11-26"}),
-            (PartitionField(source="ts", transform="month"), {"ts_month=2026-11"}),
-            (PartitionField(source="ts", transform="year"), {"ts_year=2026"}),
-            (PartitionField(source="ts", transform="hour"), {"ts_hour=2026-11-26-13"}),
-            (PartitionField(source="country"), {"country=US", "country=DE"}),
-            (
-                PartitionField(source="country", transform="truncate[1]", name="c1"),
-                {"c1=U", "c1=D"},
-            ),
-            (
-                PartitionField(source="id", transform="truncate[10]"),
-                {"id_truncate=-10", "id_truncate=0", "id_truncate=10"},
-            ),
-            (
-                PartitionField(source="id", transform="bucket[4]"),
-                {f"id_bucket={_mix64_bucket(i, 4)}" for i in range(-3, 13)},
-            ),
+            (PartitionField(source="ts", transform="day", name="dt"), "dt=2026-11-26"),
+            (PartitionField(source="ts", transform="month"), "ts_month=2026-12"),
+            (PartitionField(source="ts", transform="year"), "ts_year=2026"),
+            (PartitionField(source="ts", transform="hour"), "ts_hour=2026-11-26-13"),
+            (PartitionField(source="country"), "country=US"),
+            (PartitionField(source="country", transform="truncate[1]", name="c1"), "c1=U"),
+            (PartitionField(source="id", transform="truncate[10]"), "id_truncate=-10"),
+            (PartitionField(source="id", transform="bucket[4]"), f"id_bucket={_bucket(0, 4)}"),
         ],
         ids=["day", "month", "year", "hour", "identity", "truncate_str", "truncate_int", "bucket"],
     )
     def test_partition_transforms_lay_out_hive_directories(
-        self, lake: Lake, namespace: str, field: PartitionField, expected_dirs: set[str]
+        self, lake: Lake, namespace: str, field: PartitionField, example: str
     ) -> None:
         table = lake.create_table(
             f"{namespace}.events", _schema(), partition_by=PartitionSpec(fields=(field,))
@@ -518,22 +561,32 @@ class TableSuite:
         data = pa.table(
             {
                 "id": pa.array(ids, pa.int64()),
-                "ts": pa.array([_T0] * len(ids), pa.timestamp("us", "UTC")),
+                "ts": pa.array(
+                    [_T0 + timedelta(hours=11 * i) for i in ids], pa.timestamp("us", "UTC")
+                ),
                 "country": pa.array(["US" if i % 2 else "DE" for i in ids], pa.string()),
                 "amount": pa.array([float(i) for i in ids], pa.float64()),
             },
             schema=_schema(),
         )
         table.append(data)
-        assert _relative_dirs(table) == expected_dirs
+        expected = {f"{field.name}={_partition_value(field, row)}" for row in data.to_pylist()}
+        assert example in expected
+        assert _relative_dirs(table) == expected
         for data_file in table.files():
             directory = data_file.key[len(table.location) + 1 :].rsplit("/", 1)[0]
             name, _, value = directory.partition("=")
             assert data_file.partition == {name: value}
+            if field.transform == "identity":
+                continue  # the column lives in the directory name only
+            with lake.store.open(data_file.key) as stream:
+                rows = pq.read_table(stream).to_pylist()
+            assert rows, data_file.key
+            for row in rows:
+                assert _partition_value(field, row) == value, f"{row} is in {directory}"
         assert _rows(table.to_arrow()) == _rows(data), "partition values are not data"
-        if field.transform.startswith("bucket"):
-            table.append(data)  # the same keys land in the same buckets again
-            assert _relative_dirs(table) == expected_dirs
+        table.append(data)  # the same values land in the same directories again
+        assert _relative_dirs(table) == expected
 
     def test_multi_level_partitions_nest_in_spec_order(self, lake: Lake, namespace: str) -> None:
         spec = PartitionSpec.of("day(ts)", "country")
@@ -575,7 +628,8 @@ class TableSuite:
             relative = data_file.key[len(table.location) + 1 :]
             assert relative.count("/") == 1, f"a partition value escaped its directory: {relative}"
         queried = lake.sql(f"SELECT id, country FROM {name}").to_arrow()
-        assert dict(zip(queried["id"].to_pylist(), queried["country"].to_pylist())) == expected
+        pairs = zip(queried["id"].to_pylist(), queried["country"].to_pylist(), strict=True)
+        assert dict(pairs) == expected
         for value in values:
             wanted = [i for i, v in expected.items() if v == value]
             term = pc.field("country").is_null() if value is None else pc.field("country") == value
@@ -679,6 +733,18 @@ class TableSuite:
         with pytest.raises(SchemaError, match="id"):
             table.append(_events([2]).select(["country"]))
 
+    @pytest.mark.parametrize("kind", ["arrow_table", "polars", "dicts"])
+    def test_a_null_in_a_not_null_column_is_a_schema_error(
+        self, lake: Lake, namespace: str, kind: str
+    ) -> None:
+        table = lake.create_table(f"{namespace}.events", _schema())
+        table.append(_events([1]))
+        data = _events([2, 3]).set_column(0, _field("id", pa.int64()), pa.array([2, None]))
+        with pytest.raises(SchemaError, match="id"):
+            table.append(_as_input(data, kind))
+        assert _ids(table) == [1]
+        assert not table.schema.field("id").nullable, "writes never drop a NOT NULL"
+
     def test_integer_columns_widen_losslessly(self, lake: Lake, namespace: str) -> None:
         schema = pa.schema([pa.field("id", pa.int64()), pa.field("n", pa.int32())])
         table = lake.create_table(f"{namespace}.numbers", schema)
@@ -711,7 +777,7 @@ class TableSuite:
         extra = _events([3]).append_column("note", pa.array(["hi"], pa.string()))
         with pytest.raises(SchemaError, match="note"):
             table.append(extra, schema_mode="strict")
-        wider = pa.schema([pa.field("id", pa.int64(), nullable=False), pa.field("n", pa.int8())])
+        wider = pa.schema([_field("id", pa.int64(), nullable=False), _field("n", pa.int8())])
         with pytest.raises(SchemaError):
             table.append(pa.table({"id": [1], "n": pa.array([1], pa.int8())}, schema=wider),
                          schema_mode="strict")  # fmt: skip
@@ -774,7 +840,9 @@ class TableSuite:
         assert table.plan_files([("id", "<", 0)]) == []
         assert _ids(table, filter=pc.field("id") >= 250) == list(range(250, 300))
         late = _T0 + timedelta(seconds=150)
-        assert len(table.plan_files(pc.field("ts") > pa.scalar(late, pa.timestamp("us", "UTC")))) == 2
+        assert (
+            len(table.plan_files(pc.field("ts") > pa.scalar(late, pa.timestamp("us", "UTC")))) == 2
+        )
         assert len(table.plan_files()) == 3
 
     def test_malformed_filters_are_invalid_input(self, lake: Lake, namespace: str) -> None:
@@ -806,18 +874,19 @@ class TableSuite:
 
     # -- bounded memory -------------------------------------------------------------------------
     def test_a_large_streaming_write_uses_bounded_memory(self, lake: Lake, namespace: str) -> None:
-        schema = pa.schema([pa.field("id", pa.int64()), pa.field("payload", pa.string())])
+        schema = pa.schema([_field("id", pa.int64()), _field("payload", pa.string())])
         table = lake.create_table(f"{namespace}.big", schema)
         table.append(pa.table({"id": [-1], "payload": ["warm-up"]}, schema=schema))
         rows, per_batch = self.large_write_rows, 10_000
-        filler = pa.array(["p" * max(1, self.large_write_row_bytes - 24)] * per_batch)
+        filler: Any = pa.array(["p" * max(1, self.large_write_row_bytes - 24)] * per_batch)
         produced = [0]
 
         def batches(watch: _MemoryWatch) -> Iterator[pa.RecordBatch]:
             for start in range(0, rows, per_batch):
                 count = min(per_batch, rows - start)
                 ids = pa.array(range(start, start + count), pa.int64())
-                payload = pc.binary_join_element_wise(filler[:count], ids.cast(pa.string()), "")
+                text: Any = ids.cast(pa.string())
+                payload = pc.binary_join_element_wise(filler[:count], text, "")
                 batch = pa.record_batch([ids, payload], schema=schema)
                 produced[0] += batch.nbytes
                 watch.sample()
@@ -911,13 +980,14 @@ class TableSuite:
         name = f"{namespace}.events"
         lake.create_table(name, _schema())
         procs, appends, rows = self.concurrent_appenders, self.appends_per_process, 50
-        barrier = _SPAWN.Barrier(procs, timeout=self.process_timeout)
-        results: Any = _SPAWN.Queue()
+        ctx = self._context()
+        barrier = ctx.Barrier(procs, timeout=self.process_timeout)
+        results: Any = ctx.Queue()
         worker = functools.partial(
             _append_worker, factory=lake_factory, name=name, appends=appends, rows=rows,
             barrier=barrier, results=results,
         )  # fmt: skip
-        reports = self._run_processes(worker, procs, results, expected=procs)
+        reports = self._run_processes(ctx, worker, procs, results, expected=procs)
         table = lake.table(name)
         expected = sorted(
             w * 1_000_000 + j * rows + k
@@ -930,7 +1000,7 @@ class TableSuite:
         assert len(history) == procs * appends, "every append committed its own snapshot"
         assert {s.operation for s in history} == {"append"}
         assert history[0].parent_id is None
-        for parent, child in zip(history, history[1:], strict=False):
+        for parent, child in itertools.pairwise(history):
             assert child.parent_id == parent.snapshot_id, "snapshots form one lineage"
         committed = {sid for report in reports for sid in report[2]}
         assert committed == {s.snapshot_id for s in history}
@@ -944,13 +1014,14 @@ class TableSuite:
         table = lake.create_table(name, _schema())
         table.append(_events(range(10)))
         rounds = self.overwrite_rounds
-        barrier = _SPAWN.Barrier(2, timeout=self.process_timeout)
-        results: Any = _SPAWN.Queue()
+        ctx = self._context()
+        barrier = ctx.Barrier(2, timeout=self.process_timeout)
+        results: Any = ctx.Queue()
         worker = functools.partial(
             _overwrite_worker, factory=lake_factory, name=name, rounds=rounds, barrier=barrier,
             results=results,
         )  # fmt: skip
-        reports = self._run_processes(worker, 2, results, expected=2 * rounds)
+        reports = self._run_processes(ctx, worker, 2, results, expected=2 * rounds)
         winners: dict[int, int] = {}
         for round_no in range(rounds):
             outcomes = sorted(r[2] for r in reports if r[1] == round_no)
@@ -970,16 +1041,14 @@ class TableSuite:
         rows, options = 600, _small_files()
         table.overwrite(_tagged(rows, 0), options=options)
         assert len(table.files()) > 1, "each snapshot must span several files"
-        stop, reads = _SPAWN.Event(), _SPAWN.Value("i", 0)
-        results: Any = _SPAWN.Queue()
-        reader = _SPAWN.Process(
-            target=_reader_worker,
-            kwargs={
-                "factory": lake_factory, "name": name, "rows": rows, "stop": stop,
-                "reads": reads, "results": results,
-            },
-            daemon=True,
+        ctx = self._context()
+        stop, reads = ctx.Event(), ctx.Value("i", 0)
+        results: Any = ctx.Queue()
+        worker = functools.partial(
+            _reader_worker, factory=lake_factory, name=name, rows=rows, stop=stop, reads=reads,
+            results=results,
         )  # fmt: skip
+        reader = ctx.Process(target=_in_parent_environment(worker), daemon=True)
         reader.start()
         try:
             self._wait_for_reads(reads, 1, reader)
@@ -1004,16 +1073,15 @@ class TableSuite:
         assert self.reader_overwrites in tags_seen, "the reader saw the last snapshot"
         assert len(tags_seen) >= 2
 
-    # -- merge and maintenance (when available) -------------------------------------------------
+    # -- merge, maintenance, register ------------------------------------------------------------
     def test_merge_updates_matching_rows_and_inserts_the_others(
         self, lake: Lake, namespace: str
     ) -> None:
         table = lake.create_table(f"{namespace}.events", _schema(), partition_by=["country"])
-        merge = _require_method(table, "merge")
         table.append(_events(range(5), country="US"))
         changes = _events([3, 4, 5], country=["US", "DE", "DE"])
         changes = changes.set_column(3, "amount", pa.array([30.0, 40.0, 50.0]))
-        snapshot = merge(changes, on=["id"])
+        snapshot = table.merge(changes, on=["id"])
         assert snapshot.operation == "merge"
         rows = {row["id"]: (row["country"], row["amount"]) for row in table.to_arrow().to_pylist()}
         assert rows == {
@@ -1029,10 +1097,9 @@ class TableSuite:
         self, lake: Lake, namespace: str
     ) -> None:
         table = lake.create_table(f"{namespace}.events", _schema())
-        merge = _require_method(table, "merge")
         table.append(_events(range(5)))
         changes = _events([1, 2, 9]).append_column("deleted", pa.array([True, False, False]))
-        merge(changes, on=["id"], delete_column="deleted")
+        table.merge(changes, on=["id"], delete_column="deleted")
         assert _ids(table) == [0, 2, 3, 4, 9]
         assert "deleted" not in table.schema.names
 
@@ -1040,23 +1107,22 @@ class TableSuite:
         self, lake: Lake, namespace: str
     ) -> None:
         table = lake.create_table(f"{namespace}.events", _schema(), partition_by=["country"])
-        compact = _require_method(table, "compact")
         for start in range(0, 40, 10):
             table.append(_events(range(start, start + 10), country="US"))
         table.append(_events([100], country="DE"))
         before = _rows(table.to_arrow())
-        compact()
+        compacted = table.compact()
+        assert compacted is not None
+        assert compacted.operation == "compact"
         assert _rows(table.to_arrow()) == before
         assert len(table.files()) == 2, "one file per partition"
-        assert table.current_snapshot() is not None
-        assert table.history()[-1].operation == "compact"
+        assert table.current_snapshot() == compacted
+        assert table.compact() is None, "nothing left to compact"
 
     def test_expire_snapshots_and_vacuum_delete_unreachable_files(
         self, lake: Lake, namespace: str
     ) -> None:
         table = lake.create_table(f"{namespace}.events", _schema())
-        expire = _require_method(table, "expire_snapshots")
-        vacuum = _require_method(table, "vacuum")
         s1 = table.append(_events(range(5)))
         table.overwrite(_events(range(10, 12)))
 
@@ -1066,48 +1132,71 @@ class TableSuite:
 
         with pytest.raises(InvalidInputError):
             table.append(failing(), options=_small_files())
-        expire(older_than=timedelta(0))
+        expired = table.expire_snapshots(older_than=timedelta(0))
+        assert s1.snapshot_id in expired
         with pytest.raises(NotFoundError):
             table.scan(snapshot_id=s1.snapshot_id)
-        vacuum(older_than=timedelta(0))
+        stored = _data_keys(lake, table)
+        assert table.vacuum() == [], "files younger than the grace period may be in-flight writes"
+        assert _data_keys(lake, table) == stored
+        deleted = table.vacuum(older_than=timedelta(0))
+        assert set(deleted) >= stored - {f.key for f in table.files()}
         assert _data_keys(lake, table) == {f.key for f in table.files()}
         assert _ids(table) == [10, 11]
 
-    # -- helpers --------------------------------------------------------------------------------
-    def _run_processes(
-        self, worker: Callable[[int], None], count: int, results: Any, expected: int
-    ) -> list[tuple[Any, ...]]:
-        """Run ``worker(i)`` in ``count`` spawned processes; return ``expected`` reports."""
-        procs = [_SPAWN.Process(target=worker, args=(i,), daemon=True) for i in range(count)]
-        for proc in procs:
-            proc.start()
-        reports: list[tuple[Any, ...]] = []
-        deadline = time.monotonic() + self.process_timeout
+    def test_register_table_adopts_hive_parquet_files_in_place(
+        self, lake: Lake, namespace: str
+    ) -> None:
+        import pyarrow.dataset as ds
+
+        prefix = f"imports/{namespace}/events"
+        data = _events(range(12), country=["US", "a/b", None] * 4)
         try:
-            while len(reports) < expected:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    pytest.fail(f"child processes sent {len(reports)}/{expected} reports")
-                try:
-                    message = results.get(timeout=min(remaining, 1.0))
-                except queue.Empty:
-                    if not any(p.is_alive() for p in procs):
-                        pytest.fail(f"child processes exited early ({[p.exitcode for p in procs]})")
-                    continue
-                if message[0] == "error":
-                    pytest.fail(f"child process {message[1]} failed:\n{message[2]}")
-                reports.append(message)
-            for proc in procs:
-                proc.join(timeout=max(1.0, deadline - time.monotonic()))
-                assert proc.exitcode == 0, f"child exited with {proc.exitcode}"
+            ds.write_dataset(
+                data, base_dir=prefix, filesystem=lake.store.arrow_filesystem, format="parquet",
+                partitioning=ds.partitioning(pa.schema([_field("country", pa.string())]),
+                                             flavor="hive"),
+                basename_template="part-{i}.parquet",
+            )  # fmt: skip
+            lake.store.put(f"{prefix}/_SUCCESS", b"")
+            written = set(lake.store.list_keys(prefix + "/")) - {f"{prefix}/_SUCCESS"}
+            name = f"{namespace}.adopted"
+            table = lake.register_table(name, prefix)
+            snapshot = table.current_snapshot()
+            assert snapshot is not None
+            assert snapshot.operation == "register"
+            assert {f.key for f in table.files()} == written, "files are adopted, not copied"
+            assert [f.name for f in table.partition_spec.fields] == ["country"]
+            assert _rows(table.to_arrow()) == _rows(data)
+            assert lake.sql(f"SELECT count(*) FROM {name}").scalar() == 12
+            table.append(_events([100], country="US"))
+            assert _ids(table) == [*range(12), 100]
+            with pytest.raises(AlreadyExistsError):
+                lake.register_table(name, prefix)
+            with pytest.raises(NotFoundError):
+                lake.register_table(f"{namespace}.nothing", f"imports/{namespace}/empty")
         finally:
-            for proc in procs:
-                if proc.is_alive():
-                    proc.terminate()
-                    proc.join(5)
-            results.close()
-            results.join_thread()
-        return reports
+            lake.store.delete_prefix(f"imports/{namespace}/")
+
+    # -- helpers --------------------------------------------------------------------------------
+    def _context(self) -> Any:
+        """The multiprocessing context child processes start from (see the module doc)."""
+        if self.start_method == "forkserver":
+            if "forkserver" in multiprocessing.get_all_start_methods():
+                ctx = multiprocessing.get_context("forkserver")
+                ctx.set_forkserver_preload(list(self.process_preload))
+                return ctx
+            return multiprocessing.get_context("spawn")
+        return multiprocessing.get_context(self.start_method)
+
+    def _run_processes(
+        self, ctx: Any, worker: Callable[[int], None], count: int, results: Any, expected: int
+    ) -> list[tuple[Any, ...]]:
+        """Run ``worker(i)`` in ``count`` child processes; return ``expected`` reports."""
+        return run_reporting_workers(
+            ctx, _in_parent_environment(worker), count=count, results=results,
+            expected=expected, timeout=self.process_timeout,
+        )  # fmt: skip
 
     def _wait_for_reads(self, reads: Any, target: int, reader: Any) -> None:
         deadline = time.monotonic() + self.process_timeout
@@ -1120,7 +1209,7 @@ class TableSuite:
 
 
 # -- inputs -------------------------------------------------------------------------------------
-def _as_input(data: pa.Table, kind: str) -> Any:
+def _as_input(data: pa.Table, kind: str) -> Any:  # noqa: PLR0911
     """``data`` in one of the shapes ``Table.write`` accepts."""
     if kind == "arrow_table":
         return data
@@ -1161,6 +1250,21 @@ def _overwrite_ids(worker: int, round_no: int) -> list[int]:
 
 
 # -- child processes (module level, so that they pickle under spawn) ---------------------------
+def _in_parent_environment(target: Callable[..., None]) -> Callable[..., None]:
+    """``target`` wrapped to run with the caller's current environment and working directory
+    (a fork server's children would otherwise inherit the server's, from when it started)."""
+    return functools.partial(_run_in_environment, dict(os.environ), os.getcwd(), target)
+
+
+def _run_in_environment(
+    environ: dict[str, str], cwd: str, target: Callable[..., None], *args: Any
+) -> None:
+    os.environ.clear()
+    os.environ.update(environ)
+    os.chdir(cwd)
+    target(*args)
+
+
 def _append_worker(
     worker: int,
     *,
@@ -1229,8 +1333,8 @@ def _reader_worker(
             table = lake.table(name)
             while not stop.is_set():
                 data = table.to_arrow()
-                ids = sorted(data.column("id").to_pylist())
-                seen = set(data.column("amount").to_pylist())
+                ids = _int_list(data.column("id"))
+                seen = {float(v) for v in data.column("amount").to_pylist() if v is not None}
                 if ids != list(range(rows)) or len(seen) != 1:
                     violations.append(f"{data.num_rows} rows, tags {sorted(seen)}")
                 else:

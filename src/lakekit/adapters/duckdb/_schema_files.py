@@ -109,8 +109,7 @@ class SchemaFiles:
                 raise
         except (OSError, pa.ArrowException) as exc:
             raise QueryError(
-                f"cannot write the schema file DuckDB binds table {table.ident} on "
-                f"({path}): {exc}"
+                f"cannot write the schema file DuckDB binds table {table.ident} on ({path}): {exc}"
             ) from exc
         return path
 

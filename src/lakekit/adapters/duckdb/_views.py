@@ -63,7 +63,9 @@ GLOB_CHARACTERS = frozenset("*?[")
 
 
 METADATA_PROPERTY = "lakekit.metadata"
-"""The catalog property of a lake table (the key of its current metadata file)."""
+"""The catalog property of a lake table (the key of its current metadata file): the same as
+``lakekit.tables.metadata.METADATA_PROPERTY`` (a test checks), spelled here so that reading a
+listed table never imports the table layer."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,14 @@ Guarantees:
   binder. The only SQL text lakekit writes itself is view DDL, from validated, double-quoted
   identifiers and escaped string literals (see :mod:`._views`).
 * **A query sees every commit that finished before it started.** The catalog is consulted on
-  every query; a view is rebuilt whenever the table's version or file list changed.
+  every query; a view is rebuilt whenever the table's catalog entry (version, schema, files'
+  snapshot, timestamps) or, for a listed table, its file list changed.
+* **A lake table reads exactly its committed files** (those of its current snapshot); a
+  table the catalog alone knows (no ``lakekit.metadata`` property) reads the Parquet files
+  listed under its location at each query.
+* **The steady state is cheap.** For a lake table whose entry did not change since the last
+  query, a query costs one parse-cache hit, one catalog lookup and no DDL; see
+  ``docs/benchmarks.md`` for the measured overhead.
 * **Offline.** Extension auto-install and auto-load are off: a query never downloads code.
   Python-variable replacement scans are off: SQL reads only the lake and explicit file paths.
 * **Thread-safe.** Any number of threads may call :meth:`DuckDBEngine.execute` at once; each
@@ -60,6 +67,8 @@ __all__ = ["DuckDBEngine", "DuckDBSettings"]
 
 BATCH_ROWS = 122_880
 """Rows per streamed record batch (DuckDB's row-group size: one batch per scanned group)."""
+
+_IDENT_CACHE_SIZE = 4096
 
 CatalogSource = Catalog | CatalogAdapter | Callable[[], Catalog | CatalogAdapter]
 StoreSource = ObjectStore | ObjectStoreAdapter | Callable[[], ObjectStore | ObjectStoreAdapter]
@@ -127,12 +136,14 @@ class _ViewState:
     schema_file: str | None
     """The uniform form's schema file (rewritten if something deleted it), or None."""
 
-    def current(self, table: TableMetadata, files: TableFiles) -> bool:
-        return (
-            self.files == files
-            and self.table == table
-            and (self.schema_file is None or os.path.isfile(self.schema_file))
-        )
+    def current(self, table: TableMetadata, files: TableFiles | None) -> bool:
+        """Whether the view still reads what ``table`` says (``files`` None: for a lake table,
+        whose files follow from its immutable metadata file, i.e. from ``table`` itself)."""
+        if files is None:
+            same = self.files.committed and self.table == table
+        else:
+            same = self.files == files and self.table == table
+        return same and (self.schema_file is None or os.path.isfile(self.schema_file))
 
 
 class DuckDBEngine(QueryEngineAdapter):
@@ -215,6 +226,7 @@ class DuckDBEngine(QueryEngineAdapter):
         self._views_lock = threading.Lock()
         self._ddl = self._con.cursor()
         self._views: dict[tuple[str, str], _ViewState] = {}
+        self._idents: dict[tuple[str, str], TableIdent | None] = {}  # validated names
         # Cursors of queries still running or streaming. Weak: a result dropped unread releases
         # its cursor with it (an unstarted generator never runs its ``finally``).
         self._running: weakref.WeakSet[duckdb.DuckDBPyConnection] = weakref.WeakSet()
@@ -253,7 +265,8 @@ class DuckDBEngine(QueryEngineAdapter):
                 table or view.
             InvalidInputError: ``sql`` holds more than one statement.
             QueryError: DuckDB rejected or failed the statement (the DuckDB error is chained),
-                or the engine is closed.
+                a lake table's metadata file is missing, or the engine is closed.
+            LakekitError: the catalog or the store failed (e.g. TransientError), unchanged.
         """
         self._check_open()
         try:
@@ -317,7 +330,13 @@ class DuckDBEngine(QueryEngineAdapter):
         Raises:
             NotFoundError: a strict name is neither.
         """
-        ident = _as_ident(schema, name)
+        try:
+            ident = self._idents[(schema, name)]
+        except KeyError:
+            ident = _as_ident(schema, name)
+            if len(self._idents) >= _IDENT_CACHE_SIZE:
+                self._idents.clear()
+            self._idents[(schema, name)] = ident
         with self._views_lock:
             table = self._load_table(ident) if ident is not None else None
             if table is not None:
@@ -353,11 +372,13 @@ class DuckDBEngine(QueryEngineAdapter):
                 f"table {table.ident} is in the catalog but this engine has no object store to "
                 "read its files from"
             )
-        files = table_files(table, store)
         name = (table.ident.namespace, table.ident.name)
         built = self._views.get(name)
+        if built is not None and built.current(table, None):
+            return  # the steady state of a lake table: one catalog lookup, no DDL
+        files = table_files(table, store)
         if built is not None and built.current(table, files):
-            return  # the steady state: one catalog lookup, the file list, no DDL
+            return  # the steady state of a listed table: a catalog lookup, a listing, no DDL
         paths = [self._address(store, key) for key in files.keys]
         schema_file = None
         if files.uniform_schema and paths:

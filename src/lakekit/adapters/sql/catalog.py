@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, Self, TypeVar
 
 from pydantic import Field, ValidationError
 
@@ -62,7 +62,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine, Row
     from sqlalchemy.engine import URL
 
-    from lakekit.adapters.sql._lookup import TableRowReader
+    from lakekit.adapters.sql._lookup import LookupLine, TableRowReader
     from lakekit.adapters.sql._tables import CatalogTables
     from lakekit.lake import Lake
 
@@ -190,6 +190,8 @@ class SqlCatalog(CatalogAdapter):
         self._ready_lock = threading.Lock()
         self._decoded = DecodedTables()
         self._reader: TableRowReader | None = None
+        self._line: LookupLine | None = None
+        self._dbapi_error: Any = Exception  # the driver's Error class, once the reader is built
         self._reader_unset = True
 
     @classmethod
@@ -216,6 +218,8 @@ class SqlCatalog(CatalogAdapter):
 
     def close(self) -> None:
         """Close pooled connections. The catalog reconnects if it is used again."""
+        if self._line is not None:
+            self._line.close()
         self._engine.dispose()
 
     # -- engine -----------------------------------------------------------------------------------
@@ -470,16 +474,15 @@ class SqlCatalog(CatalogAdapter):
             reader = self._row_reader
             metadata = _metadata_from_values(ident, raw if reader is None else reader.process(raw))
             self._decoded.put(ident, raw, metadata)
-        return replace(metadata, properties=dict(metadata.properties))
+        return _own_copy(metadata)
 
     def _table_row(self, ident: TableIdent) -> tuple[Any, ...] | None:
         """The table's row (the ``_lookup.TABLE_COLUMNS``), raw from the driver on the fast path
         (SQLite, PostgreSQL) or as SQLAlchemy Core returns it elsewhere; None if absent."""
-        from sqlalchemy import exc as sa_exc
-        from sqlalchemy import select
-
         reader = self._row_reader
         if reader is None:
+            from sqlalchemy import select
+
             tables = self._t.tables
             columns = [tables.c[name] for name in TABLE_COLUMNS]
             query = select(*columns).where(*self._where(ident))
@@ -487,16 +490,27 @@ class SqlCatalog(CatalogAdapter):
                 "load_table", lambda conn: conn.execute(query).one_or_none(), write=False
             )
             return None if found is None else tuple(found)
-        dialect = self._engine.dialect
-        dbapi_error = dialect.loaded_dbapi.Error
+        dbapi_error = self._dbapi_error
         params = reader.params(ident)
+        line = self._line
+        if line is not None and line.acquire():
+            try:
+                row = line.fetch(reader.sql, params)
+            except dbapi_error as exc:
+                self._raise_dbapi(exc, reader.sql, params)
+            finally:
+                line.release()
+            return row
         try:
             connection = self._engine.raw_connection()
         except dbapi_error as exc:
-            wrapped = sa_exc.DBAPIError.instance(None, None, exc, dbapi_error, dialect=dialect)
-            raise self._mapped("load_table", wrapped) from wrapped
-        except sa_exc.SQLAlchemyError as exc:
-            raise self._mapped("load_table", exc) from exc
+            self._raise_dbapi(exc, None, None)
+        except Exception as exc:
+            from sqlalchemy import exc as sa_exc
+
+            if isinstance(exc, sa_exc.SQLAlchemyError):
+                raise self._mapped("load_table", exc) from exc
+            raise
         cursor = None
         try:
             cursor = connection.cursor()
@@ -504,23 +518,39 @@ class SqlCatalog(CatalogAdapter):
             row = cursor.fetchone()
             cursor.close()
         except dbapi_error as exc:
-            lost = dialect.is_disconnect(exc, connection.dbapi_connection, cursor)
+            lost = self._engine.dialect.is_disconnect(exc, connection.dbapi_connection, cursor)
             if lost:
                 connection.invalidate(exc)
-            wrapped = sa_exc.DBAPIError.instance(
-                reader.sql, params, exc, dbapi_error, connection_invalidated=lost, dialect=dialect
-            )
-            raise self._mapped("load_table", wrapped) from wrapped
+            self._raise_dbapi(exc, reader.sql, params, lost=lost)
         finally:
             connection.close()  # back to the pool (rolled back: a read leaves no transaction)
         return None if row is None else tuple(row)
 
+    def _raise_dbapi(
+        self, exc: Exception, sql: str | None, params: Any, *, lost: bool = False
+    ) -> NoReturn:
+        """Raise the lakekit error for a raw DBAPI error of a lookup, chained to SQLAlchemy's
+        wrapper of it (as a Core statement would have raised it)."""
+        from sqlalchemy import exc as sa_exc
+
+        dialect = self._engine.dialect
+        wrapped = sa_exc.DBAPIError.instance(
+            sql, params, exc, dialect.loaded_dbapi.Error, connection_invalidated=lost,
+            dialect=dialect,
+        )  # fmt: skip
+        raise self._mapped("load_table", wrapped) from wrapped
+
     @property
     def _row_reader(self) -> TableRowReader | None:
         if self._reader_unset:
-            from lakekit.adapters.sql._lookup import TableRowReader
+            from lakekit.adapters.sql._lookup import LookupLine, TableRowReader
 
             self._reader = TableRowReader.for_engine(self._engine, self._t.tables)
+            self._dbapi_error = self._engine.dialect.loaded_dbapi.Error
+            if self._reader is not None:
+                self._line = LookupLine.for_engine(
+                    self._engine, self._url, self.settings.busy_timeout
+                )
             self._reader_unset = False
         return self._reader
 
@@ -916,6 +946,15 @@ def _load_schema(data: bytes) -> pa.Schema:
 def _to_metadata(row: Row[Any]) -> TableMetadata:
     ident = TableIdent(row.namespace, row.name)
     return _metadata_from_values(ident, tuple(getattr(row, name) for name in TABLE_COLUMNS))
+
+
+def _own_copy(m: TableMetadata) -> TableMetadata:
+    """``m`` with a properties dict of its own (the rest is immutable). Positional, because
+    ``dataclasses.replace`` costs several times more on this hot path."""
+    return TableMetadata(
+        m.ident, m.location, m.schema, m.format, m.partition_spec, dict(m.properties),
+        m.version, m.created_at, m.updated_at,
+    )  # fmt: skip
 
 
 def _metadata_from_values(ident: TableIdent, values: tuple[Any, ...]) -> TableMetadata:
