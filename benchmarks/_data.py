@@ -27,6 +27,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -215,9 +216,8 @@ def iter_event_batches(
         )
         page = _pick(rng, _PAGES, np.ones(len(_PAGES)), size)
         millis = pc.cast(pa.array(rng.integers(5, 5_000, size=size, dtype=np.int64)), pa.string())
-        payload = pc.binary_join_element_wise(
-            '{"session":"', session, '","page":"/', page, '","ms":', millis, "}", ""
-        )
+        parts: list[Any] = ['{"session":"', session, '","page":"/', page, '","ms":', millis, "}"]
+        payload = pc.binary_join_element_wise(*parts, "")
         yield pa.record_batch(
             [
                 pa.array(np.arange(first + 1, first + size + 1, dtype=np.int64)),

@@ -93,7 +93,7 @@ class WriteReport(Report):
 
 def run(quick: bool = False) -> WriteReport:
     rows = 300_000 if quick else 5_000_000
-    repetitions = 3 if quick else 5
+    repetitions = 3 if quick else 7
     sizes = (rows, 2 * rows)
     streams = {n: events_stream_file(n, batch_rows=BATCH_ROWS) for n in sizes}
     for path in streams.values():
@@ -242,12 +242,13 @@ def _write_baseline(stream: Path, out_dir: Path) -> dict[str, Any]:
     import pyarrow.dataset as ds
 
     fmt = ds.ParquetFileFormat()
-    file_options = fmt.make_write_options(
-        compression="zstd",
-        compression_level=1,
-        use_dictionary=["event_type", "country"],
-        column_encoding={"event_id": "DELTA_BINARY_PACKED", "ts": "DELTA_BINARY_PACKED"},
-    )
+    parquet_options: dict[str, Any] = {  # the stubs list only some of the accepted options
+        "compression": "zstd",
+        "compression_level": 1,
+        "use_dictionary": ["event_type", "country"],
+        "column_encoding": {"event_id": "DELTA_BINARY_PACKED", "ts": "DELTA_BINARY_PACKED"},
+    }
+    file_options = fmt.make_write_options(**parquet_options)
     written: list[tuple[int, int, int]] = []
 
     def visit(file: Any) -> None:
@@ -256,7 +257,7 @@ def _write_baseline(stream: Path, out_dir: Path) -> dict[str, Any]:
     rss_before = _rss("VmRSS")
     cpu_started = _cpu_seconds()
     started = time.perf_counter()
-    with pa.OSFile(str(stream)) as source:
+    with pa.OSFile(str(stream), "rb") as source:
         reader = pa.ipc.open_stream(source)
         schema = reader.schema.append(pa.field("dt", pa.date32()))
 
@@ -309,7 +310,7 @@ def _write_lakekit(stream: Path, out_dir: Path) -> dict[str, Any]:
         rss_before = _rss("VmRSS")
         cpu_started = _cpu_seconds()
         started = time.perf_counter()
-        with pa.OSFile(str(stream)) as source:
+        with pa.OSFile(str(stream), "rb") as source:
             snapshot = table.append(pa.ipc.open_stream(source))
         seconds = time.perf_counter() - started
         cpu_seconds = _cpu_seconds() - cpu_started

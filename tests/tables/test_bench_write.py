@@ -119,7 +119,7 @@ def test_the_stream_file_holds_the_batches_and_is_reused(
 ) -> None:
     data, _ = bench
     path = data.events_stream_file(5_000, batch_rows=2_000, cache_dir=tmp_path)
-    with pa.OSFile(str(path)) as source:
+    with pa.OSFile(str(path), "rb") as source:
         stored = list(pa.ipc.open_stream(source))
     expected = list(data.iter_event_batches(5_000, batch_rows=2_000))
     assert len(stored) == len(expected) == 3

@@ -7,6 +7,7 @@ import random
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -16,14 +17,13 @@ from lakekit.errors import InvalidInputError
 from lakekit.lake import Lake
 from lakekit.tables import WriteOptions
 
-SCHEMA = pa.schema(
-    [
-        ("id", pa.int64()),
-        ("ts", pa.timestamp("us")),
-        ("country", pa.string()),
-        ("note", pa.string()),
-    ]
-)
+FIELDS: list[pa.Field[Any]] = [
+    pa.field("id", pa.int64()),
+    pa.field("ts", pa.timestamp("us")),
+    pa.field("country", pa.string()),
+    pa.field("note", pa.string()),
+]
+SCHEMA = pa.schema(FIELDS)
 START = datetime(2024, 3, 1)
 COUNTRIES = ["DE", "FR", "US", None]
 
@@ -39,6 +39,11 @@ def rows(ids: list[int], *, minutes_apart: int = 7) -> pa.Table:
         },
         schema=SCHEMA,
     )
+
+
+def ids_of(data: pa.Table) -> list[int]:
+    values: list[Any] = data.column("id").to_pylist()
+    return [int(i) for i in values]
 
 
 def batches(data: pa.Table, size: int) -> Iterator[pa.RecordBatch]:
@@ -68,16 +73,17 @@ def test_rows_land_in_their_partition_directories_in_input_order(
     for data_file in files:
         stored = read_file(lake_dir, data_file.key)
         assert "country" not in stored.column_names  # identity partitions live in the path
-        days = {ts.date().isoformat() for ts in stored.column("ts").to_pylist()}
+        times: list[Any] = stored.column("ts").to_pylist()
+        days = {ts.date().isoformat() for ts in times}
         assert days == {data_file.partition["ts_day"]}
-        expected_country = {COUNTRIES[i % len(COUNTRIES)] for i in stored.column("id").to_pylist()}
+        expected_country = {COUNTRIES[i % len(COUNTRIES)] for i in ids_of(stored)}
         assert expected_country == {data_file.partition["country"]}
-        file_ids = stored.column("id").to_pylist()
+        file_ids = ids_of(stored)
         assert file_ids == [i for i in ids if i in set(file_ids)]  # input order kept
         seen.extend(file_ids)
     assert sorted(seen) == list(range(3_000))
     assert any(f.partition["country"] is None for f in files)
-    assert sorted(table.to_arrow().column("id").to_pylist()) == list(range(3_000))
+    assert sorted(ids_of(table.to_arrow())) == list(range(3_000))
 
 
 def test_a_time_ordered_stream_writes_full_row_groups_per_day(lake: Lake, lake_dir: Path) -> None:
@@ -104,9 +110,9 @@ def test_max_open_files_closes_the_least_recently_written_file(lake: Lake, lake_
     assert len({tuple(f.partition.items()) for f in files}) == 4
     assert len(files) > 4  # partitions cycle, so files were closed and reopened
     for data_file in files:
-        stored = read_file(lake_dir, data_file.key).column("id").to_pylist()
+        stored = ids_of(read_file(lake_dir, data_file.key))
         assert {COUNTRIES[i % 4] for i in stored} == {data_file.partition["country"]}
-    assert sorted(table.to_arrow().column("id").to_pylist()) == ids
+    assert sorted(ids_of(table.to_arrow())) == ids
 
 
 def test_target_file_size_splits_a_partition_over_several_files(lake: Lake, lake_dir: Path) -> None:
@@ -133,7 +139,7 @@ def test_max_buffered_bytes_writes_scattered_partitions_out_early(
     assert sum(f.record_count for f in files) == 8_000
     groups = [n for f in files for n in row_groups(lake_dir, f.key)]
     assert len(groups) > 4  # without the budget: one row group per partition
-    assert sorted(table.to_arrow().column("id").to_pylist()) == ids
+    assert sorted(ids_of(table.to_arrow())) == ids
 
 
 def test_a_failing_input_leaves_no_data_files(lake: Lake, lake_dir: Path) -> None:

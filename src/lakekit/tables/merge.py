@@ -2,9 +2,9 @@
 
 ``table.merge(data, on=["id"])`` replaces every existing row whose key appears in ``data`` by the
 row of ``data`` and inserts the rows with new keys; rows whose ``delete_column`` flag is true
-delete the matching rows instead (and are not inserted). The whole merge is one snapshot. Keys compare by value (nulls never
-match; null keys in the data are refused); when the table already holds several rows with one
-key, all of them are replaced.
+delete the matching rows instead (and are not inserted). The whole merge is one snapshot. Keys
+compare by value (nulls never match; null keys in the data are refused); when the table already
+holds several rows with one key, all of them are replaced.
 
 How (each step streams; nothing holds the table or the incoming data in memory):
 
@@ -74,9 +74,8 @@ def plan_merge(
             A null flag counts as false. The column is not written.
         schema: the table schema after evolution by the data (without ``delete_column``).
 
-    If this raises, nothing is committed and every file it wrote is deleted, except files of a
-    write interrupted mid-stream (a null key, a value that does not fit the schema): those are
-    unreferenced, so invisible, and ``vacuum`` removes them.
+    If this raises, nothing is committed and every file it wrote is deleted (the writer removes
+    the files of a write interrupted mid-stream, e.g. by a null key or a value that does not fit).
 
     Raises:
         InvalidInputError: a key column is missing from the table or the data, is nested, or

@@ -53,9 +53,7 @@ def as_expression(filter: Filter) -> pc.Expression | None:
     return expression
 
 
-def file_guarantee(
-    data_file: DataFile, schema: pa.Schema, spec: PartitionSpec
-) -> pc.Expression:
+def file_guarantee(data_file: DataFile, schema: pa.Schema, spec: PartitionSpec) -> pc.Expression:
     """What is known to hold for every row of ``data_file``: identity-partition values and
     min/max bounds of its columns."""
     import pyarrow as pa

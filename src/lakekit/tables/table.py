@@ -116,7 +116,7 @@ class Table:
         check_schema(schema)
         spec = _as_partition_spec(partition_by)
         _check_partition_columns(spec, schema)
-        loc = (location or f"{catalog.default_location_prefix}/{ident.namespace}/{ident.name}")
+        loc = location or f"{catalog.default_location_prefix}/{ident.namespace}/{ident.name}"
         loc = loc.rstrip("/")
         if catalog.table_exists(ident):
             if exist_ok:
@@ -430,8 +430,10 @@ class Table:
         files = () if snap is None else read_manifest(self._store, snap.manifest)
         dataset = build_dataset(self._store, files, state.schema, state.partition_spec)
         expression = as_expression(filter)
-        fragments = dataset.get_fragments(filter=expression) if expression is not None else (
-            dataset.get_fragments()
+        fragments = (
+            dataset.get_fragments(filter=expression)
+            if expression is not None
+            else (dataset.get_fragments())
         )
         return sorted(str(fragment.path) for fragment in fragments)
 
