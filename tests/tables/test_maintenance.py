@@ -491,3 +491,17 @@ def test_register_refuses_files_whose_schemas_conflict(lake: Lake, lake_dir: Pat
     with pytest.raises(SchemaError, match=r"b\.parquet") as caught:
         lake.register_table("shop.clash", "ext/clash")
     assert caught.value.column == "v"
+
+
+def test_create_table_refuses_a_location_inside_another_tables(tmp_path: Path) -> None:
+    import pyarrow as pa
+
+    import lakekit
+    from lakekit import InvalidInputError
+
+    with lakekit.connect(tmp_path / "lake") as lake:
+        schema = pa.schema([("id", pa.int64())])
+        lake.create_table("ns.outer", schema, location="tables/shared")
+        with pytest.raises(InvalidInputError, match="overlaps"):
+            lake.create_table("ns.inner", schema, location="tables/shared/inner")
+        assert not lake.catalog.table_exists("ns.inner")

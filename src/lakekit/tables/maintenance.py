@@ -347,7 +347,7 @@ def register_table(
     location = path.strip("/")
     if catalog.table_exists(ident):
         raise AlreadyExistsError(f"table {ident} already exists")
-    _check_no_overlap(catalog, location)
+    check_no_overlap(catalog, location)
 
     prefix = location + "/"
     objects = [m for m in store.list(prefix) if not _hidden(m.key[len(prefix) :])]
@@ -413,7 +413,7 @@ def _uuid() -> str:
     return uuid.uuid4().hex
 
 
-def _check_no_overlap(catalog: Catalog, location: str) -> None:
+def check_no_overlap(catalog: Catalog, location: str) -> None:
     """Two tables sharing files would each vacuum the other's: refuse nested locations."""
     for other in catalog.list_tables():
         try:

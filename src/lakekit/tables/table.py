@@ -122,6 +122,9 @@ class Table:
             if exist_ok:
                 return cls(ident, catalog=catalog, store=store)
             raise AlreadyExistsError(f"table {ident} already exists")
+        from lakekit.tables.maintenance import check_no_overlap
+
+        check_no_overlap(catalog, loc)
         schema_id = schema_id_of(schema, {})
         state = TableState(
             table_uuid=uuid.uuid4().hex,

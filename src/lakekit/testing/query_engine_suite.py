@@ -421,6 +421,34 @@ class QueryEngineSuite:
         commit_files(lake, table, keys)
         assert engine.sql(query).rows() == [(4, 33)]
 
+    def test_lake_table_reads_exactly_the_committed_snapshot(
+        self, engine: QueryEngine, lake: Lake, namespace: str
+    ) -> None:
+        day, next_day = dt.date(2024, 5, 1), dt.date(2024, 5, 2)
+        table = lake.create_table(f"{namespace}.snap", events([1], day).schema, partition_by=["dt"])
+        table.append(events([1, 2], day))
+        query = f"select count(*) as n, sum(id) as s from {table.ident}"
+        assert self._catalog_query(engine, query).rows() == [(2, 3)]
+        table.overwrite_partitions(events([10], day))
+        table.append(events([20], next_day))
+        assert engine.sql(query).rows() == [(2, 30)]
+        first = table.history()[0].snapshot_id
+        table.rollback(first)
+        assert engine.sql(query).rows() == [(2, 3)]
+
+    def test_lake_table_ignores_files_no_snapshot_references(
+        self, engine: QueryEngine, lake: Lake, namespace: str
+    ) -> None:
+        day = dt.date(2024, 5, 1)
+        table = lake.create_table(f"{namespace}.orphans", events([1], day).schema)
+        table.append(events([1, 2], day))
+        # A file a crashed writer left behind, under the table's location, never committed.
+        buffer = io.BytesIO()
+        pq.write_table(events([99], day), buffer)
+        lake.store.put(f"{table.location}/part-crashed-writer.parquet", buffer.getvalue())
+        query = f"select sum(id) from {table.ident}"
+        assert self._catalog_query(engine, query).scalar() == 3
+
     def test_table_created_after_first_query_is_queryable(
         self, engine: QueryEngine, lake: Lake, namespace: str
     ) -> None:
