@@ -170,3 +170,20 @@ def test_encodings_are_chosen_from_the_data(lake: Lake, lake_dir: Path) -> None:
     assert "RLE_DICTIONARY" in encodings["country"]  # 3 values and null
     assert "RLE_DICTIONARY" not in encodings["note"]  # unique: a dictionary would not pay
     assert table.to_arrow().sort_by("id").equals(rows(list(range(5_000))))
+
+
+def test_set_state_may_be_computed_after_the_data_is_consumed(tmp_path: Path) -> None:
+    import lakekit
+
+    with lakekit.connect(tmp_path / "lake") as lake:
+        table = lake.create_table("ns.t", pa.schema([("id", pa.int64())]))
+        seen: list[int] = []
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            for start in range(0, 30, 10):
+                seen.append(start + 9)
+                yield pa.record_batch({"id": list(range(start, start + 10))})
+
+        table.append(batches(), set_state=lambda: {"cursor": seen[-1]})
+        assert lake.catalog.get_state("cursor") == 29
+        assert table.count() == 30

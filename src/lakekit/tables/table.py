@@ -16,13 +16,14 @@ Guarantees:
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, Union, cast
 
 from lakekit.errors import CommitConflictError, InvalidInputError
 from lakekit.identifiers import TableIdent
@@ -56,6 +57,9 @@ if TYPE_CHECKING:
 __all__ = ["SchemaMode", "Table", "WriteMode"]
 
 WriteMode = Literal["append", "overwrite", "overwrite_partitions", "merge"]
+StateUpdate = Union["Mapping[str, JSONValue]", "Callable[[], Mapping[str, JSONValue]]"]
+"""State entries to commit with a write: a mapping, or a callable evaluated once the data has
+been consumed (a streaming source knows its position only at the end)."""
 SchemaMode = Literal["evolve", "strict"]
 MAX_COMMIT_ATTEMPTS = 12
 
@@ -233,12 +237,13 @@ class Table:
         delete_column: str | None = None,
         schema_mode: SchemaMode = "evolve",
         options: WriteOptions | None = None,
-        set_state: Mapping[str, JSONValue] | None = None,
+        set_state: StateUpdate | None = None,
     ) -> Snapshot:
         """Write ``data`` with ``mode`` as one atomic snapshot.
 
         ``set_state`` entries are committed to the catalog's state area in the same atomic step
-        (for exactly-once pipelines: the data and the source cursor move together).
+        (for exactly-once pipelines: the data and the source cursor move together). It may be a
+        callable, evaluated after ``data`` has been consumed.
 
         Raises:
             InvalidInputError: ``data`` is not Arrow-compatible or arguments are inconsistent.
@@ -276,7 +281,7 @@ class Table:
             plan = plan_merge(
                 self._store, state, base_files, reader, on=list(on),
                 delete_column=delete_column, schema=schema, schema_id=schema_id, options=options,
-                set_state=set_state or {},
+                set_state={},
             )  # fmt: skip
         else:
             added = tuple(
@@ -285,7 +290,11 @@ class Table:
                     spec=state.partition_spec, options=options,
                 )
             )  # fmt: skip
-            plan = _plan_for(mode, added, schema, set_state or {}, state.partition_spec)
+            plan = _plan_for(mode, added, schema, {}, state.partition_spec)
+        if set_state is not None:
+            # Resolved after the data is consumed, so it can say how far the input was read.
+            resolved = set_state() if callable(set_state) else set_state
+            plan = dataclasses.replace(plan, set_state=dict(resolved))
         return self._commit(plan, base_snapshot_id=None if base is None else base.snapshot_id,
                             base_files=base_files)  # fmt: skip
 
