@@ -8,12 +8,15 @@ through a transform (``identity``, ``year``, ``month``, ``day``, ``hour``, ``buc
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from lakekit.errors import InvalidInputError
 from lakekit.identifiers import validate_name
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 __all__ = ["PartitionField", "PartitionSpec"]
 
@@ -93,3 +96,20 @@ class PartitionSpec(BaseModel):
     @property
     def is_partitioned(self) -> bool:
         return bool(self.fields)
+
+    def check_columns(self, schema: pa.Schema) -> None:
+        """Check that every field's source column is in ``schema``.
+
+        Raises:
+            SchemaError: naming the missing column and the schema's columns.
+        """
+        from lakekit.errors import SchemaError
+
+        names = set(schema.names)
+        for part in self.fields:
+            if part.source not in names:
+                raise SchemaError(
+                    f"partition column {part.source!r} is not in the schema "
+                    f"(columns: {', '.join(schema.names)})",
+                    column=part.source,
+                )

@@ -263,7 +263,7 @@ class Catalog:
         ident = TableIdent.parse(name)
         check_schema(schema)
         spec = _as_partition_spec(partition_by)
-        _check_partition_columns(spec, schema)
+        spec.check_columns(schema)
         loc = location or f"{self.default_location_prefix}/{ident.namespace}/{ident.name}"
         validate_prefix(loc)
         if create_namespace:
@@ -426,16 +426,3 @@ def _as_partition_spec(value: PartitionSpec | Sequence[str] | None) -> Partition
     if isinstance(value, str):
         return PartitionSpec.of(value)
     return PartitionSpec.of(*value)
-
-
-def _check_partition_columns(spec: PartitionSpec, schema: pa.Schema) -> None:
-    from lakekit.errors import SchemaError
-
-    names = set(schema.names)
-    for part in spec.fields:
-        if part.source not in names:
-            raise SchemaError(
-                f"partition column {part.source!r} is not in the schema "
-                f"(columns: {', '.join(schema.names)})",
-                column=part.source,
-            )

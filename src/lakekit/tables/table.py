@@ -113,13 +113,13 @@ class Table:
             SchemaError, InvalidInputError: bad schema, partition columns, name or location.
         """
         from lakekit.errors import AlreadyExistsError
-        from lakekit.interfaces.catalog import _as_partition_spec, _check_partition_columns
+        from lakekit.interfaces.catalog import _as_partition_spec
         from lakekit.schema import check_schema
 
         ident = TableIdent.parse(name)
         check_schema(schema)
         spec = _as_partition_spec(partition_by)
-        _check_partition_columns(spec, schema)
+        spec.check_columns(schema)
         loc = location or f"{catalog.default_location_prefix}/{ident.namespace}/{ident.name}"
         loc = loc.rstrip("/")
         if catalog.table_exists(ident):

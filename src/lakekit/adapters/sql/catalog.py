@@ -663,7 +663,7 @@ class SqlCatalog(CatalogAdapter):
             spec = (
                 current.partition_spec if update.partition_spec is None else update.partition_spec
             )
-            _check_spec(spec, schema)
+            spec.check_columns(schema)
             props = {k: v for k, v in current.properties.items() if k not in removed}
             props.update(set_props)
             now = _now()
@@ -898,7 +898,7 @@ def _install_sqlite_hooks(engine: Engine, busy_timeout: float, *, wal: bool) -> 
         try:
             cursor.execute(f"PRAGMA busy_timeout = {busy_ms}")
             if wal:
-                cursor.execute("PRAGMA journal_mode = WAL")
+                _set_wal(cursor, busy_timeout)
             cursor.execute("PRAGMA synchronous = FULL")
             cursor.execute("PRAGMA foreign_keys = ON")
         finally:
@@ -908,6 +908,30 @@ def _install_sqlite_hooks(engine: Engine, busy_timeout: float, *, wal: bool) -> 
     def _sqlite_begin(conn: Connection) -> None:
         write = conn.get_execution_options().get("lakekit_write", False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def _set_wal(cursor: Any, busy_timeout: float) -> None:
+    """Switch to WAL, retrying while another process holds the lock.
+
+    Changing the journal mode of a fresh database needs an exclusive lock, and SQLite does not
+    always run the busy handler for it (several processes opening a new catalog at once then
+    fail at once with SQLITE_BUSY); so retry by error code until ``busy_timeout`` runs out.
+    """
+    import sqlite3
+    import time
+
+    deadline = time.monotonic() + busy_timeout
+    delay = 0.005
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            busy = getattr(exc, "sqlite_errorcode", None) in (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED
+            if not busy or time.monotonic() >= deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
 
 
 def _now() -> datetime:
@@ -1007,17 +1031,6 @@ def _check_location(location: str) -> None:
     if not isinstance(location, str) or not location.strip("/"):
         raise InvalidInputError(f"table location must be a non-empty key prefix, got {location!r}")
     validate_prefix(location)
-
-
-def _check_spec(spec: PartitionSpec, schema: pa.Schema) -> None:
-    names = set(schema.names)
-    for part in spec.fields:
-        if part.source not in names:
-            raise SchemaError(
-                f"partition column {part.source!r} is not in the schema "
-                f"(columns: {', '.join(schema.names)})",
-                column=part.source,
-            )
 
 
 def _has_column(schema: pa.Schema, path: str) -> bool:
