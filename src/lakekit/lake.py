@@ -24,7 +24,12 @@ if TYPE_CHECKING:
     from lakekit.interfaces.query_engine import Params, QueryEngine, QueryResult
     from lakekit.interfaces.stream import Stream
     from lakekit.partition_spec import PartitionSpec
+    from lakekit.pipelines.pipeline import Pipeline
+    from lakekit.pipelines.report import RunReport
+    from lakekit.pipelines.transform import TransformMode
+    from lakekit.tables.metadata import Snapshot
     from lakekit.tables.table import Table
+    from lakekit.tables.writer import WriteOptions
 
 __all__ = ["Lake", "connect"]
 
@@ -204,6 +209,45 @@ class Lake:
     def sql(self, query: str, params: Params | None = None) -> QueryResult:
         """Shortcut for ``lake.engine.sql(query, params)``."""
         return self.engine.sql(query, params)
+
+    # -- pipelines ------------------------------------------------------------------------------
+    def pipeline(self, name: str) -> Pipeline:
+        """The ELT pipeline called ``name``: ``lake.pipeline("orders").run(source, into=...)``.
+
+        Its state lives in the catalog under ``pipelines/<name>/``; see
+        :mod:`lakekit.pipelines.pipeline` for the exactly-once guarantee.
+
+        Raises:
+            InvalidInputError: a malformed name.
+        """
+        from lakekit.pipelines.pipeline import Pipeline
+
+        return Pipeline(self, name)
+
+    def runs(self, pipeline: str | None = None, limit: int = 20) -> list[RunReport]:
+        """Stored pipeline run reports, newest first (of one pipeline, or of all)."""
+        from lakekit.pipelines.report import list_runs
+
+        return list_runs(self.catalog, pipeline, limit)
+
+    def transform(
+        self,
+        sql: str,
+        into: str | TableIdent,
+        *,
+        mode: TransformMode = "overwrite",
+        params: Params | None = None,
+        partition_by: PartitionSpec | Sequence[str] | None = None,
+        options: WriteOptions | None = None,
+    ) -> Snapshot:
+        """Materialise ``lake.sql(sql, params)`` into table ``into`` as one atomic snapshot
+        (created if missing). ``mode="overwrite_partitions"`` replaces only the partitions in
+        the result. See :func:`lakekit.pipelines.transform.transform`."""
+        from lakekit.pipelines.transform import transform
+
+        return transform(
+            self, sql, into, mode=mode, params=params, partition_by=partition_by, options=options
+        )
 
     def close(self) -> None:
         """Close every component that was opened (streams, engine, functions, catalog, store).

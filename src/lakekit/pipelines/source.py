@@ -58,6 +58,10 @@ class SourceBatch:
     """Where the rows came from (``raw/orders.ndjson``, ``page 3``), for reports and errors."""
     row_origins: tuple[str, ...] | None = None
     """Optional per-row origins (``file.ndjson:17``) so quarantined rows name their line."""
+    rejected: pa.Table | None = None
+    """Input the source could not parse (a bad JSON line, a wrong column count), as rows of
+    ``_origin`` (``file:line``), ``_reason`` and ``_record`` (the raw text), for the pipeline to
+    put in the quarantine table in the same run. None when everything parsed."""
 
 
 class SourceState:
