@@ -256,3 +256,114 @@ def events_stream_file(
     finally:
         partial.unlink(missing_ok=True)
     return path
+
+
+# -- landing files (for ingest benchmarks) ------------------------------------------------------
+
+LANDING_VERSION = 1
+"""Bump when :func:`landing_files` changes, so cached landing directories are rebuilt."""
+LANDING_SCHEMA = pa.schema(
+    [(f.name, pa.string() if f.name == "ts" else f.type) for f in STREAM_SCHEMA]
+)
+"""The events as the landing files hold them: ``ts`` is an ISO-8601 string (``...T...``)."""
+
+
+@dataclass(frozen=True)
+class LandingFiles:
+    """Cached NDJSON and CSV files of events, plus one increment file kept aside."""
+
+    directory: Path
+    """Holds the ``files`` (``part-NNN.ndjson`` / ``part-NNN.csv``, in event order)."""
+    files: tuple[Path, ...]
+    increment: Path
+    """One more NDJSON file (the events right after the last file's), not among ``files``."""
+    rows: int
+    increment_rows: int
+
+    @property
+    def bytes(self) -> int:
+        return sum(path.stat().st_size for path in self.files)
+
+
+def landing_files(
+    rows: int,
+    *,
+    files_per_format: int = 20,
+    increment_fraction: float = 0.01,
+    seed: int = 7,
+    cache_dir: Path | None = None,
+) -> LandingFiles:
+    """``rows`` events in ``files_per_format`` NDJSON then as many CSV files, cached.
+
+    The events are :func:`iter_event_batches` of ``rows + increment_rows`` rows, one batch per
+    file: files ``0 .. files_per_format - 1`` are NDJSON, the next ``files_per_format`` CSV (a
+    header line, RFC 4180 quoting), and the last batch (``increment_fraction`` of ``rows``) is
+    the increment, an NDJSON file. ``ts`` is written as ISO-8601 text with microseconds, the
+    other columns as their natural JSON/CSV values; ``payload`` (itself JSON text) is a string.
+    Deterministic for identical arguments. Built under a temporary name and renamed, so an
+    interrupted build is never reused.
+    """
+    import pyarrow.csv as pacsv
+
+    count = 2 * files_per_format
+    per_file = rows // count
+    if per_file < 1:
+        raise ValueError(f"rows must be at least {count}")
+    rows = per_file * count
+    increment_rows = max(1, round(rows * increment_fraction))
+    cache_dir = cache_dir or Path(__file__).resolve().parent / ".data"
+    directory = cache_dir / f"landing-v{LANDING_VERSION}-{rows}-{count}-seed{seed}"
+    names = [
+        f"part-{index:03d}.{'ndjson' if index < files_per_format else 'csv'}"
+        for index in range(count)
+    ]
+    increment_name = f"increment/part-{count:03d}.ndjson"
+    if not (directory / "COMPLETE").is_file():
+        partial = directory.with_name(f"{directory.name}.{os.getpid()}.partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        (partial / "increment").mkdir(parents=True)
+        try:
+            batches = iter_event_batches(rows + increment_rows, seed=seed, batch_rows=per_file)
+            for name, batch in zip([*names, increment_name], batches, strict=False):
+                text = _as_landing(batch)
+                if name.endswith(".csv"):
+                    pacsv.write_csv(text, str(partial / name))
+                else:
+                    (partial / name).write_bytes(_ndjson(text))
+            (partial / "COMPLETE").write_text(f"{rows} + {increment_rows} rows, seed {seed}\n")
+            shutil.rmtree(directory, ignore_errors=True)
+            partial.replace(directory)
+        finally:
+            shutil.rmtree(partial, ignore_errors=True)
+    return LandingFiles(
+        directory=directory,
+        files=tuple(directory / name for name in names),
+        increment=directory / increment_name,
+        rows=rows,
+        increment_rows=increment_rows,
+    )
+
+
+def _as_landing(batch: pa.RecordBatch) -> pa.Table:
+    """The batch with ``ts`` as ISO-8601 text (``2024-01-01T00:00:01.123456``)."""
+    ts = pc.utf8_replace_slice(pc.cast(batch.column("ts"), pa.string()), 10, 11, "T")
+    columns = [ts if name == "ts" else batch.column(name) for name in batch.schema.names]
+    return pa.Table.from_arrays(columns, schema=LANDING_SCHEMA)
+
+
+def _ndjson(table: pa.Table) -> bytes:
+    """One JSON object per line, built with Arrow string kernels (no Python loop per row)."""
+
+    def text(name: str) -> pa.ChunkedArray:
+        return pc.cast(table.column(name), pa.string())
+
+    def quoted(name: str) -> pa.ChunkedArray:
+        escaped = pc.replace_substring(pc.replace_substring(text(name), "\\", "\\\\"), '"', '\\"')
+        return pc.binary_join_element_wise('"', escaped, '"', "")
+
+    parts: list[Any] = []
+    for index, field in enumerate(table.schema):
+        parts.append(("{" if index == 0 else ",") + f'"{field.name}":')
+        parts.append(quoted(field.name) if pa.types.is_string(field.type) else text(field.name))
+    parts.append("}\n")
+    return "".join(pc.binary_join_element_wise(*parts, "").to_pylist()).encode()

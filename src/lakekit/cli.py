@@ -4,6 +4,12 @@
     lakekit query "SQL" [--lake URL] [--format F]  run SQL, print a table (or csv/json/parquet)
     lakekit tables [--lake URL]                    list catalog tables
     lakekit info [--lake URL]                      show the lake's adapters and capabilities
+    lakekit ingest PIPELINE --into NS.TABLE (--files PREFIX | --sql URL | --http URL) ...
+                                                   run an ELT pipeline, print its run report
+    lakekit transform "SQL" --into NS.TABLE        materialise a query into a table
+    lakekit runs [PIPELINE] [--limit N] [--json]   show the pipeline run history
+
+The pipeline commands live in :mod:`lakekit._cli_ingest`.
 
 ``--lake`` defaults to ``$LAKEKIT_URL`` or ``lakekit.toml``. Errors print one line to stderr
 (never a credential) and exit with status 2 for usage/config errors, 1 for everything else.
@@ -16,6 +22,9 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from lakekit._cli_ingest import COMMANDS as PIPELINE_COMMANDS
+from lakekit._cli_ingest import add_parsers as add_pipeline_parsers
+from lakekit._cli_ingest import run_command as run_pipeline_command
 from lakekit.errors import ConfigurationError, InvalidInputError, LakekitError
 
 if TYPE_CHECKING:
@@ -46,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
 
     info = sub.add_parser("info", help="show the lake's adapters and capabilities")
     info.add_argument("--lake")
+    add_pipeline_parsers(sub)
     return parser
 
 
@@ -65,6 +75,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     print(ident)
         elif args.command == "info":
             _info(args.lake)
+        elif args.command in PIPELINE_COMMANDS:
+            with _connect(args.lake) as lake:
+                return run_pipeline_command(args, lake)
     except (ConfigurationError, InvalidInputError) as exc:
         print(f"lakekit: error: {exc}", file=sys.stderr)
         return 2

@@ -13,7 +13,8 @@ Guarantees:
   run resumes from the last committed state (this needs ``Source.read`` to be deterministic
   from a state, as the source interface requires).
 * **Ordered.** Groups commit in source order; a reader sees a prefix of the source's batches.
-* **Quarantine without loss.** Rows a contract rejects go to ``<ns>.<table>__quarantine``,
+* **Quarantine without loss.** Rows a contract rejects, and input a source could not parse
+  (``SourceBatch.rejected``, e.g. a bad JSON line), go to ``<ns>.<table>__quarantine``,
   committed just *before* the group's main commit, together with a marker state entry naming
   the group. A re-run after a crash between the two commits finds the marker and does not
   quarantine that group again; the main commit clears the marker. (Only a re-run with a
@@ -36,10 +37,11 @@ import hashlib
 import json
 import time
 import uuid
+from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from lakekit.errors import InvalidInputError, SchemaError
 from lakekit.identifiers import TableIdent, validate_name
@@ -120,23 +122,43 @@ class _Counters:
     snapshot_ids: list[int] = field(default_factory=list)
 
 
+def _blank(item: _Item) -> bool:
+    """An item without columns or rows (an empty file, a file of only unparsable lines): it
+    carries state and quarantined rows but no schema, so it fits any group."""
+    return item.good.num_columns == 0 and item.good.num_rows == 0
+
+
 class _Peekable:
     def __init__(self, items: Iterator[_Item]) -> None:
         self._items = items
-        self._next: _Item | None = None
+        self._ahead: deque[_Item] = deque()
         self._done = False
 
+    def _fill(self, count: int) -> bool:
+        while len(self._ahead) < count and not self._done:
+            item = next(self._items, None)
+            if item is None:
+                self._done = True
+            else:
+                self._ahead.append(item)
+        return len(self._ahead) >= count
+
     def peek(self) -> _Item | None:
-        if self._next is None and not self._done:
-            self._next = next(self._items, None)
-            self._done = self._next is None
-        return self._next
+        return self._ahead[0] if self._fill(1) else None
+
+    def schema(self) -> pa.Schema | None:
+        """The schema of the next item with columns (reading on past blank items), or None."""
+        index = 0
+        while self._fill(index + 1):
+            if not _blank(self._ahead[index]):
+                return self._ahead[index].good.schema
+            index += 1
+        return None
 
     def take(self) -> _Item:
         item = self.peek()
         assert item is not None
-        self._next = None
-        return item
+        return self._ahead.popleft()
 
 
 class Pipeline:
@@ -290,10 +312,13 @@ class Pipeline:
         batches = source.read(SourceState(committed))
         try:
             items = _Peekable(self._items(batches, contract, lander, counters, bar))
-            first = items.peek()
-            if first is None:
+            if items.peek() is None:
                 return "nothing to do"
-            table = self._target(ident, first.good.schema, partition_by)
+            schema = items.schema()
+            if schema is None and not self.lake.catalog.table_exists(ident):
+                self._commit_blank(ident, items, committed, counters)
+                return "succeeded"
+            table = self._target(ident, schema, partition_by)
             single = mode in ("overwrite", "overwrite_partitions")
             while items.peek() is not None:
                 self._commit_group(
@@ -330,8 +355,9 @@ class Pipeline:
                     f"{type(data).__name__} (from {batch.origin or 'an unnamed origin'})"
                 )
             state = _relative_state(batch.state)
+            rejected = _source_rejects(batch)
             counters.batches += 1
-            counters.rows_in += data.num_rows
+            counters.rows_in += data.num_rows + (rejected.num_rows if rejected is not None else 0)
             new_origin = bool(batch.origin) and batch.origin not in counters.origins
             if new_origin:
                 counters.origins.add(batch.origin)
@@ -346,19 +372,26 @@ class Pipeline:
             good, bad = data, None
             if contract is not None:
                 good, bad = _apply_contract(contract, data, batch)
+            if rejected is not None:
+                bad = (
+                    rejected
+                    if bad is None
+                    else pa.concat_tables([bad, rejected], promote_options="permissive")
+                )
             bar.update(rows=data.num_rows, bytes=raw_bytes, files=int(new_origin))
             yield _Item(good, bad, state, raw_state)
 
     def _target(
         self,
         ident: TableIdent,
-        schema: pa.Schema,
+        schema: pa.Schema | None,
         partition_by: PartitionSpec | Sequence[str] | None,
     ) -> Table:
         from lakekit.interfaces.catalog import _as_partition_spec
 
         catalog = self.lake.catalog
         if not catalog.table_exists(ident):
+            assert schema is not None  # _run commits blank-only runs without a table
             return self.lake.create_table(ident, schema, partition_by=partition_by, exist_ok=True)
         table = self.lake.table(ident)
         if partition_by is not None:
@@ -385,15 +418,17 @@ class Pipeline:
         import pyarrow as pa
 
         group = _Group()
-        first = items.peek()
-        assert first is not None
-        schema = first.good.schema
+        upcoming = items.schema()
+        schema = upcoming if upcoming is not None else table.schema
 
         def rows() -> Iterator[pa.RecordBatch]:
             while limit is None or group.rows < limit:  # a full group ends without reading on
                 item = items.peek()
                 if item is None:
                     return
+                if _blank(item):
+                    group.add(items.take())
+                    continue
                 if not item.good.schema.equals(schema):
                     if limit is None:
                         raise SchemaError(
@@ -430,17 +465,62 @@ class Pipeline:
         counters.rows_out += group.rows
         counters.rows_quarantined += sum(t.num_rows for t in group.quarantined)
 
+    def _commit_blank(
+        self,
+        ident: TableIdent,
+        items: _Peekable,
+        committed: dict[str, JSONValue],
+        counters: _Counters,
+    ) -> None:
+        """Commit a run whose batches have no columns (only empty or unparsable input) while
+        the target table does not exist yet: there is no schema to create it from.
+
+        With quarantined rows, the state commits atomically with them (one quarantine-table
+        commit). Without, each state entry is stored on its own: re-reading input that has no
+        rows is harmless, so a crash between the puts loses and duplicates nothing.
+        """
+        group = _Group()
+        while items.peek() is not None:
+            group.add(items.take())
+        entries: dict[str, JSONValue] = {
+            f"{self.state_prefix}{key}": value for key, value in group.state.items()
+        }
+        entries.update(group.raw_state)
+        entries[self._marker_key] = None  # a crashed run's marker is settled by this commit
+        if group.quarantined:
+            self._write_quarantine(ident, group, entries)
+        else:
+            catalog = self.lake.catalog
+            for key, value in entries.items():
+                if value is None:
+                    catalog.delete_state(key)
+                else:
+                    catalog.put_state(key, value)
+        for key, value in group.state.items():
+            if value is None:
+                committed.pop(key, None)
+            else:
+                committed[key] = value
+        counters.rows_quarantined += sum(t.num_rows for t in group.quarantined)
+
     def _quarantine(self, ident: TableIdent, group: _Group, token: str) -> None:
         """Commit the group's rejected rows, unless a crashed run already did (marker)."""
-        import pyarrow as pa
-
         catalog = self.lake.catalog
         if catalog.get_state(self._marker_key) == token:
             return
+        self._write_quarantine(ident, group, {self._marker_key: token})
+
+    def _write_quarantine(
+        self, ident: TableIdent, group: _Group, state: Mapping[str, JSONValue]
+    ) -> None:
+        """Append the group's rejected rows to the quarantine table, committing ``state``
+        with them."""
+        import pyarrow as pa
+
         rows = pa.concat_tables(group.quarantined, promote_options="permissive")
         name = TableIdent(ident.namespace, _quarantine_name(ident.name))
         target = self.lake.create_table(name, rows.schema, exist_ok=True)
-        target.write(rows, mode="append", set_state={self._marker_key: token})
+        target.write(rows, mode="append", set_state=dict(state))
 
 
 def _quarantine_name(table: str) -> str:
@@ -462,6 +542,49 @@ def _relative_state(state: Mapping[str, JSONValue]) -> dict[str, JSONValue]:
                 f"source state keys must be non-empty relative strings, got {key!r}"
             )
     return dict(state)
+
+
+def _source_rejects(batch: SourceBatch) -> pa.Table | None:
+    """``batch.rejected`` in the quarantine table's schema (``_quarantined_at``: now), or None
+    when it is absent or empty.
+
+    Raises:
+        InvalidInputError: ``rejected`` is not a table of non-null ``_origin``, ``_reason`` and
+            ``_record`` strings.
+    """
+    import pyarrow as pa
+
+    from lakekit.pipelines.contract import quarantine_schema
+
+    rejected = batch.rejected
+    if rejected is None:
+        return None
+    where = batch.origin or "an unnamed origin"
+    columns = ("_origin", "_reason", "_record")
+    if not isinstance(rejected, pa.Table) or not set(columns) <= set(rejected.column_names):
+        raise InvalidInputError(
+            f"SourceBatch.rejected must be a pyarrow Table with columns {', '.join(columns)} "
+            f"(from {where})"
+        )
+    if rejected.num_rows == 0:
+        return None
+    schema = quarantine_schema()
+    arrays: list[pa.Array[Any] | pa.ChunkedArray[Any]] = []
+    for name in columns:
+        try:
+            column = rejected.column(name).cast(pa.string())
+        except (pa.ArrowException, TypeError, ValueError) as exc:
+            raise InvalidInputError(
+                f"SourceBatch.rejected column {name!r} must hold strings (from {where}): {exc}"
+            ) from exc
+        if column.null_count:
+            raise InvalidInputError(
+                f"SourceBatch.rejected column {name!r} has nulls (from {where})"
+            )
+        arrays.append(column)
+    now = datetime.now(UTC)
+    arrays.append(pa.array([now] * rejected.num_rows, pa.timestamp("us", tz="UTC")))
+    return pa.Table.from_arrays(arrays, schema=schema)
 
 
 def _apply_contract(

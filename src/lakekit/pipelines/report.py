@@ -30,9 +30,10 @@ _ERROR_LIMIT = 2000
 class RunReport:
     """The outcome of one pipeline run. JSON-serialisable with :meth:`to_json`.
 
-    Counts cover the whole run: ``rows_in`` rows the source yielded, ``rows_out`` rows committed
-    to the target table, ``rows_quarantined`` rows a contract rejected and that were committed
-    to the quarantine table. For a failed run they count what was committed before the failure
+    Counts cover the whole run: ``rows_in`` rows the source yielded (including the input it
+    could not parse, ``SourceBatch.rejected``), ``rows_out`` rows committed to the target table,
+    ``rows_quarantined`` rows a contract rejected or the source could not parse, committed to
+    the quarantine table. For a failed run they count what was committed before the failure
     (those commits stay: a re-run resumes after them).
     """
 

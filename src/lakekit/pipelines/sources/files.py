@@ -18,23 +18,36 @@ the key and the line (``orders.ndjson:17: ...``) **before any row of that file i
 file is parsed to its end first. Files up to ``max_buffer_bytes`` of decoded Arrow data are kept
 in memory between that validation pass and yielding; larger files are parsed twice (the first
 pass only validates, with memory bounded by ``block_size``/``batch_rows``), trading CPU for a
-bounded memory footprint. Quarantining bad lines instead of raising is not implemented.
+bounded memory footprint.
+
+With ``on_error="quarantine"`` bad *lines* do not stop the file: a line of an NDJSON or CSV file
+that is not UTF-8, not valid JSON, not a JSON object, or has the wrong number of CSV fields (and
+an element of a JSON array that is not an object) is left out, and reported in the file's first
+batch as ``SourceBatch.rejected`` (``_origin`` ``key:line``, ``_reason``, ``_record`` the line's
+text decoded with ``errors="replace"``), which a pipeline commits to the quarantine table
+together with that batch. The file's other rows load. Errors that are not about one line still
+raise: a corrupt compressed stream, an unreadable Parquet or Avro file, a JSON document that does
+not parse, a CSV header that is not UTF-8, and values whose type changes within a file (declare
+it with ``schema=``).
 
 Avro needs the ``avro`` extra (``fastavro``); pyarrow has no Avro reader.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv as _csv
 import fnmatch
+import functools
 import gzip
 import hashlib
 import io
 import json
+import re
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, Any, ClassVar, Literal, cast, get_args
+from typing import IO, TYPE_CHECKING, Any, ClassVar, Literal, NoReturn, cast, get_args
 
 from lakekit.errors import (
     ConfigurationError,
@@ -67,6 +80,8 @@ _FORMAT_BY_EXTENSION: dict[str, FileFormat] = {
 _COMPRESSION_BY_EXTENSION = {".gz": "gzip", ".gzip": "gzip", ".zst": "zstd", ".zstd": "zstd"}
 _STATE_PREFIX = "files/"
 _MIB = 1024 * 1024
+_PARSE_BLOCK = _MIB
+"""Text parsed per pyarrow block (blocks of one chunk are parsed on parallel threads)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +129,9 @@ class FileSource(Source):
     - **Ordered and deterministic**: files in lexicographic key order, rows in file order, the
       same batches from the same state.
     - **No half-loaded file on bad input**: a malformed file raises before any of its rows is
-      yielded (rows of *earlier* files have been yielded and may be committed).
+      yielded (rows of *earlier* files have been yielded and may be committed). With
+      ``on_error="quarantine"`` bad lines are rejected instead (see the module docs) and every
+      rejected line of a file is in exactly one batch's ``rejected``: the file's first one.
     - Each batch holds rows of one file only, at most ``batch_rows`` of them; the last batch of
       a file carries ``done: true`` (a file without rows yields one zero-row batch for it).
       ``row_origins`` gives ``key:line`` for NDJSON and CSV, ``key#row`` (1-based) for JSON
@@ -139,12 +156,21 @@ class FileSource(Source):
         raw_max_bytes: Largest file whose original bytes are attached as ``raw`` (0: never).
             Files up to ``max(raw_max_bytes, max_buffer_bytes)`` are fetched into memory once;
             larger ones are streamed from the store.
+        on_error: ``"raise"`` (default): a malformed file raises before any of its rows is
+            yielded. ``"quarantine"``: bad lines become ``SourceBatch.rejected`` rows and the
+            rest of the file loads (a file's rejected lines are held in memory until its first
+            batch is yielded).
 
     Raises:
-        ConfigurationError: An unknown format or compression, or non-positive sizes.
+        ConfigurationError: An unknown format, compression or ``on_error``, or non-positive
+            sizes.
     """
 
     kind: ClassVar[str] = "files"
+    read_ahead: int = 2
+    """Batches parsed ahead of the caller in a background thread (0: parse in the caller's
+    thread). Parsing and writing then overlap (both release the GIL); batches are still yielded
+    in order and an error is raised only after every batch before it was yielded."""
 
     def __init__(
         self,
@@ -160,6 +186,7 @@ class FileSource(Source):
         batch_rows: int = 100_000,
         max_buffer_bytes: int = 128 * _MIB,
         raw_max_bytes: int = 256 * _MIB,
+        on_error: Literal["raise", "quarantine"] = "raise",
     ) -> None:
         if format is not None and format not in get_args(FileFormat):
             raise ConfigurationError(
@@ -169,6 +196,8 @@ class FileSource(Source):
             raise ConfigurationError(
                 f"unknown compression {compression!r}; use 'gzip', 'zstd', 'none' or None"
             )
+        if on_error not in ("raise", "quarantine"):
+            raise ConfigurationError(f"unknown on_error {on_error!r}; use 'raise' or 'quarantine'")
         for name, value in (("block_size", block_size), ("batch_rows", batch_rows)):
             if value <= 0:
                 raise ConfigurationError(f"FileSource {name} must be > 0, got {value}")
@@ -183,6 +212,7 @@ class FileSource(Source):
         self.batch_rows = batch_rows
         self.max_buffer_bytes = max_buffer_bytes
         self.raw_max_bytes = raw_max_bytes
+        self.on_error = on_error
 
     def describe(self) -> str:
         where = self.prefix + (f" ({self.pattern})" if self.pattern else "")
@@ -224,8 +254,15 @@ class FileSource(Source):
                     continue
                 skip = int(entry.get("rows", 0))
             todo.append((meta, fmt, compression, skip))
-        for meta, fmt, compression, skip in todo:
-            yield from self._read_file(meta, fmt, compression, skip)
+        batches = (
+            batch
+            for meta, fmt, compression, skip in todo
+            for batch in self._read_file(meta, fmt, compression, skip)
+        )
+        if self.read_ahead < 1 or not todo:
+            yield from batches
+        else:  # parse the next batches while the caller writes this one
+            yield from _read_ahead(batches, self.read_ahead)
 
     def _format_of(self, key: str) -> tuple[FileFormat, str]:
         name = key.rsplit("/", 1)[-1].lower()
@@ -259,7 +296,8 @@ class FileSource(Source):
         # Pass 1: parse the whole file so that bad input raises before any row is yielded.
         buffered: list[tuple[pa.Table, list[str]]] | None = []
         buffered_bytes = 0
-        for table, origins in self._decode(meta.key, fmt, compression, content):
+        rejects: list[_Reject] = []
+        for table, origins in self._decode(meta.key, fmt, compression, content, rejects):
             if buffered is not None:
                 buffered.append((table, origins))
                 buffered_bytes += table.nbytes
@@ -271,23 +309,27 @@ class FileSource(Source):
         pieces = (
             iter(buffered)
             if buffered is not None
-            else self._decode(meta.key, fmt, compression, content)
+            else self._decode(meta.key, fmt, compression, content, [])
         )
         raw = None
         if content is not None and meta.size <= self.raw_max_bytes and skip == 0:
             raw = RawItem(content, _suffix(meta.key))
+        # A resumed file (skip > 0) committed its rejected lines with its first batch.
+        rejected = _rejected_table(rejects) if rejects and skip == 0 else None
         done_rows = 0
         pending: tuple[pa.Table, list[str]] | None = None
         for table, origins in _rebatch(_skip_rows(pieces, skip), self.batch_rows):
             if pending is not None:
                 done_rows += pending[0].num_rows
-                yield self._batch(meta, pending, skip + done_rows, done=False, raw=raw)
-                raw = None
+                yield self._batch(
+                    meta, pending, skip + done_rows, done=False, raw=raw, rejected=rejected
+                )
+                raw, rejected = None, None
             pending = (table, origins)
         if pending is None:
             pending = (pa.table({}), [])
         done_rows += pending[0].num_rows
-        yield self._batch(meta, pending, skip + done_rows, done=True, raw=raw)
+        yield self._batch(meta, pending, skip + done_rows, done=True, raw=raw, rejected=rejected)
 
     def _batch(
         self,
@@ -297,6 +339,7 @@ class FileSource(Source):
         *,
         done: bool,
         raw: RawItem | None,
+        rejected: pa.Table | None,
     ) -> SourceBatch:
         table, origins = piece
         entry: dict[str, Any] = {
@@ -312,19 +355,26 @@ class FileSource(Source):
             raw=raw,
             origin=meta.key,
             row_origins=tuple(origins),
+            rejected=rejected,
         )
 
     def _decode(
-        self, key: str, fmt: FileFormat, compression: str, content: bytes | None
+        self,
+        key: str,
+        fmt: FileFormat,
+        compression: str,
+        content: bytes | None,
+        rejects: list[_Reject],
     ) -> Iterator[tuple[pa.Table, list[str]]]:
-        """Parse one file into tables with one origin per row; raise on malformed input."""
+        """Parse one file into tables with one origin per row; raise on malformed input, or
+        (``on_error="quarantine"``) skip bad lines and append them to ``rejects``."""
         with self._open(key, compression, content) as stream:
             if fmt == "ndjson":
-                yield from self._decode_ndjson(key, stream)
+                yield from self._decode_ndjson(key, stream, rejects)
             elif fmt == "csv":
-                yield from self._decode_csv(key, stream)
+                yield from self._decode_csv(key, stream, rejects)
             elif fmt == "json":
-                yield from self._decode_json(key, stream)
+                yield from self._decode_json(key, stream, rejects)
             elif fmt == "parquet":
                 yield from self._decode_parquet(key, stream)
             else:
@@ -345,41 +395,71 @@ class FileSource(Source):
 
     # -- formats -------------------------------------------------------------------------------
 
-    def _decode_ndjson(self, key: str, stream: IO[bytes]) -> Iterator[tuple[pa.Table, list[str]]]:
+    def _decode_ndjson(
+        self, key: str, stream: IO[bytes], rejects: list[_Reject]
+    ) -> Iterator[tuple[pa.Table, list[str]]]:
         import pyarrow as pa
         import pyarrow.json as pj
 
+        quarantine = self.on_error == "quarantine"
         schema: pa.Schema | None = None
-        for first_line, chunk in _line_chunks(stream, self.block_size):
-            _check_utf8(key, first_line, chunk)
-            lines = [
-                first_line + n for n, text in enumerate(chunk.split(b"\n")) if text.strip(b" \t\r")
-            ]
+
+        def parse(chunk: bytes) -> pa.Table:
+            options = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="infer")
+            if len(chunk) > 2 * _PARSE_BLOCK:  # blocks parsed on several threads ...
+                with contextlib.suppress(pa.ArrowException):  # ... unless their types differ
+                    return pj.read_json(
+                        io.BytesIO(chunk),
+                        read_options=pj.ReadOptions(block_size=_PARSE_BLOCK),
+                        parse_options=options,
+                    )
+            return pj.read_json(
+                io.BytesIO(chunk),
+                read_options=pj.ReadOptions(block_size=len(chunk) + 1),
+                parse_options=options,
+            )
+
+        for first_line, block in _line_chunks(stream, self.block_size):
+            chunk = block
+            if quarantine:
+                chunk = _drop_lines(key, first_line, chunk, _utf8_error, rejects)
+            else:
+                _check_utf8(key, first_line, chunk)
+            lines = _line_numbers(first_line, chunk)
             if not lines:
                 continue
             try:
-                table = pj.read_json(
-                    io.BytesIO(chunk),
-                    read_options=pj.ReadOptions(block_size=len(chunk) + 1),
-                    parse_options=pj.ParseOptions(
-                        explicit_schema=schema, unexpected_field_behavior="infer"
-                    ),
-                )
+                table = parse(chunk)
             except pa.ArrowException as exc:
-                _locate_json_error(key, first_line, chunk)
-                fallback = self._ndjson_declared(chunk)
-                if fallback is None:
-                    raise InvalidInputError(
-                        f"{key}:{lines[0]}-{lines[-1]}: cannot read these JSON lines: {exc} (if a "
-                        "field's type changes within the file, declare it with FileSource(schema=))"
-                    ) from exc
-                table = fallback
+                if not quarantine:
+                    _locate_json_error(key, first_line, chunk)
+                    table = self._ndjson_fallback(key, chunk, lines, exc)
+                else:  # drop the bad lines, then parse what is left
+                    chunk = _drop_lines(key, first_line, chunk, _json_line_error, rejects)
+                    lines = _line_numbers(first_line, chunk)
+                    if not lines:
+                        continue
+                    try:
+                        table = parse(chunk)
+                    except pa.ArrowException as again:
+                        table = self._ndjson_fallback(key, chunk, lines, again)
             # Later chunks keep the types seen so far, except all-null columns (still unknown)
             # and declared ones (read as inferred, then cast: JSON cannot parse 1 as a string).
             declared = set(self.schema.names) if self.schema is not None else set()
             schema = _known_types(table.schema, declared)
             table = self._apply_schema(key, table)
             yield table, _origins(key, lines, table.num_rows)
+
+    def _ndjson_fallback(
+        self, key: str, chunk: bytes, lines: list[int], exc: pa.ArrowException
+    ) -> pa.Table:
+        fallback = self._ndjson_declared(chunk)
+        if fallback is None:
+            raise InvalidInputError(
+                f"{key}:{lines[0]}-{lines[-1]}: cannot read these JSON lines: {exc} (if a "
+                "field's type changes within the file, declare it with FileSource(schema=))"
+            ) from exc
+        return fallback
 
     def _ndjson_declared(self, chunk: bytes) -> pa.Table | None:
         """Slow path for JSON lines whose values pyarrow cannot type on its own: parse them in
@@ -401,11 +481,12 @@ class FileSource(Source):
         except (pa.ArrowException, TypeError, ValueError):
             return None
 
-    def _decode_csv(self, key: str, stream: IO[bytes]) -> Iterator[tuple[pa.Table, list[str]]]:
-        import pyarrow as pa
-        import pyarrow.csv as pc
+    def _decode_csv(
+        self, key: str, stream: IO[bytes], rejects: list[_Reject]
+    ) -> Iterator[tuple[pa.Table, list[str]]]:
 
         options = self.csv
+        quarantine = self.on_error == "quarantine"
         names = list(options.column_names) if options.column_names else None
         skip_lines = options.skip_rows
         need_header = options.header
@@ -416,7 +497,8 @@ class FileSource(Source):
             first_line, chunk = chunk_line, chunk_data
             if first_line == 1 and chunk.startswith(b"\xef\xbb\xbf"):
                 chunk = chunk[3:]
-            _check_utf8(key, first_line, chunk)
+            if not quarantine:
+                _check_utf8(key, first_line, chunk)
             parts = chunk.split(b"\n")
             if chunk.endswith(b"\n"):
                 parts.pop()
@@ -425,46 +507,132 @@ class FileSource(Source):
             if not skip_lines and need_header and start < len(parts):
                 need_header = False
                 if names is None:
+                    _check_utf8(key, first_line + start, parts[start])  # no header, no file
                     names = next(self._csv_reader([parts[start].decode().rstrip("\r")]))
                 start += 1
             if start:
                 first_line += start
                 parts = parts[start:]
                 chunk = b"\n".join(parts) + b"\n" if parts else b""
-            lines = [first_line + n for n, text in enumerate(parts) if text.strip(b"\r")]
-            if not lines:
+            parsed = self._csv_chunk(
+                key, first_line, chunk, names=names, types=types, rejects=rejects
+            )
+            if parsed is None:
                 continue
-            try:
-                table = pc.read_csv(
-                    io.BytesIO(chunk),
-                    read_options=pc.ReadOptions(
-                        column_names=names,
-                        autogenerate_column_names=names is None,
-                        block_size=len(chunk) + 1,
-                    ),
-                    parse_options=pc.ParseOptions(
-                        delimiter=options.delimiter,
-                        quote_char=options.quote_char or False,
-                        escape_char=options.escape_char or False,
-                        newlines_in_values=False,
-                    ),
-                    convert_options=pc.ConvertOptions(
-                        column_types=types,
-                        null_values=list(options.null_values),
-                        strings_can_be_null=True,
-                    ),
-                )
-            except pa.ArrowException as exc:
-                self._locate_csv_error(key, first_line, parts, names)
-                raise InvalidInputError(
-                    f"{key}:{lines[0]}-{lines[-1]}: cannot read these CSV lines: {exc} (if a "
-                    "column's type changes within the file, declare it with FileSource(schema=))"
-                ) from exc
+            table, lines = parsed
             if names is None:
                 names = table.column_names
             table = self._apply_schema(key, table)
             types = {field.name: field.type for field in _known_types(table.schema)}
             yield table, _origins(key, lines, table.num_rows)
+
+    def _csv_chunk(
+        self,
+        key: str,
+        first_line: int,
+        chunk: bytes,
+        *,
+        names: list[str] | None,
+        types: dict[str, pa.DataType],
+        rejects: list[_Reject],
+    ) -> tuple[pa.Table, list[int]] | None:
+        """Parse a chunk of data lines (header and skipped lines removed): the table and the
+        line number of each row, or None when the chunk has no rows."""
+        import pyarrow as pa
+
+        quarantine = self.on_error == "quarantine"
+        if quarantine:
+            chunk = _drop_lines(key, first_line, chunk, _utf8_error, rejects)
+        lines = _line_numbers(first_line, chunk, blank=b"\r")
+        if not lines:
+            return None
+        try:
+            return self._parse_csv(chunk, names, types), lines
+        except pa.ArrowException as exc:
+            parts = chunk.split(b"\n")[:-1]
+            if not quarantine:
+                self._csv_failure(key, first_line, parts, names=names, lines=lines, exc=exc)
+        # Quarantine: drop the lines with a wrong number of fields, then parse what is left.
+        check = self._csv_width_error(len(names) if names is not None else self._csv_width(parts))
+        chunk = _drop_lines(key, first_line, chunk, check, rejects)
+        parts = chunk.split(b"\n")[:-1]
+        lines = [first_line + n for n, text in enumerate(parts) if text.strip(b"\r")]
+        if not lines:
+            return None
+        try:
+            return self._parse_csv(chunk, names, types), lines
+        except pa.ArrowException as again:
+            self._csv_failure(key, first_line, parts, names=names, lines=lines, exc=again)
+
+    def _parse_csv(
+        self, chunk: bytes, names: list[str] | None, types: dict[str, pa.DataType]
+    ) -> pa.Table:
+        import pyarrow as pa
+        import pyarrow.csv as pc
+
+        options = self.csv
+        parse_options = pc.ParseOptions(
+            delimiter=options.delimiter,
+            quote_char=options.quote_char or False,
+            escape_char=options.escape_char or False,
+            newlines_in_values=False,
+        )
+        convert_options = pc.ConvertOptions(
+            column_types=types,
+            null_values=list(options.null_values),
+            strings_can_be_null=True,
+        )
+        # Blocks are parsed on several threads, but types are inferred from the first block
+        # only: when a later block does not fit them, parse the chunk as one block.
+        block_sizes = [_PARSE_BLOCK, len(chunk) + 1] if len(chunk) > 2 * _PARSE_BLOCK else []
+        for block_size in block_sizes or [len(chunk) + 1]:
+            read_options = pc.ReadOptions(
+                column_names=names, autogenerate_column_names=names is None, block_size=block_size
+            )
+            try:
+                return pc.read_csv(
+                    io.BytesIO(chunk),
+                    read_options=read_options,
+                    parse_options=parse_options,
+                    convert_options=convert_options,
+                )
+            except pa.ArrowException:
+                if block_size > len(chunk):
+                    raise
+        raise AssertionError("unreachable: the last attempt parses one block or raises")
+
+    def _csv_failure(
+        self,
+        key: str,
+        first_line: int,
+        parts: list[bytes],
+        *,
+        names: list[str] | None,
+        lines: list[int],
+        exc: Exception,
+    ) -> NoReturn:
+        self._locate_csv_error(key, first_line, parts, names)
+        raise InvalidInputError(
+            f"{key}:{lines[0]}-{lines[-1]}: cannot read these CSV lines: {exc} (if a "
+            "column's type changes within the file, declare it with FileSource(schema=))"
+        ) from exc
+
+    def _csv_width(self, parts: list[bytes]) -> int:
+        """The number of fields of the first non-blank line (files without a header)."""
+        for text in parts:
+            line = text.decode().rstrip("\r")
+            if line:
+                return len(next(self._csv_reader([line])))
+        return 0
+
+    def _csv_width_error(self, expected: int) -> Callable[[bytes], str | None]:
+        def check(text: bytes) -> str | None:
+            fields = next(self._csv_reader([text.decode().rstrip("\r")]))
+            if len(fields) != expected:
+                return f"expected {expected} fields, got {len(fields)}"
+            return None
+
+        return check
 
     def _csv_reader(self, lines: Iterable[str]) -> Iterator[list[str]]:
         options = self.csv
@@ -493,7 +661,9 @@ class FileSource(Source):
                     f"{line[:200]!r}"
                 )
 
-    def _decode_json(self, key: str, stream: IO[bytes]) -> Iterator[tuple[pa.Table, list[str]]]:
+    def _decode_json(
+        self, key: str, stream: IO[bytes], rejects: list[_Reject]
+    ) -> Iterator[tuple[pa.Table, list[str]]]:
         import pyarrow as pa
 
         data = stream.read()
@@ -504,9 +674,23 @@ class FileSource(Source):
             raise InvalidInputError(
                 f"{key}:{exc.lineno}: invalid JSON ({exc.msg}, column {exc.colno})"
             ) from exc
-        rows = [value] if isinstance(value, dict) else value
-        if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+        items = [value] if isinstance(value, dict) else value
+        if not isinstance(items, list):
             raise InvalidInputError(f"{key}:1: expected a JSON array of objects or one object")
+        rows: list[dict[str, Any]] = []
+        origins: list[str] = []
+        for n, item in enumerate(items, start=1):
+            if isinstance(item, dict):
+                rows.append(item)
+                origins.append(f"{key}#{n}")
+            elif self.on_error == "quarantine":
+                reason = f"expected a JSON object, got {type(item).__name__}"
+                rejects.append((f"{key}#{n}", reason, json.dumps(item)))
+            else:
+                raise InvalidInputError(
+                    f"{key}#{n}: expected a JSON array of objects or one object, got an "
+                    f"element of type {type(item).__name__}"
+                )
         if not rows:
             return
         try:
@@ -515,8 +699,7 @@ class FileSource(Source):
             raise InvalidInputError(
                 f"{key}: cannot convert the JSON objects to columns: {exc}"
             ) from exc
-        table = self._apply_schema(key, table)
-        yield table, [f"{key}#{n}" for n in range(1, table.num_rows + 1)]
+        yield self._apply_schema(key, table), origins
 
     def _decode_parquet(self, key: str, stream: IO[bytes]) -> Iterator[tuple[pa.Table, list[str]]]:
         import pyarrow as pa
@@ -632,21 +815,21 @@ def _line_chunks(stream: IO[bytes], block_size: int) -> Iterator[tuple[int, byte
     """Split ``stream`` into chunks of whole lines (about ``block_size`` bytes each), with the
     1-based number of each chunk's first line."""
     line = 1
-    rest = bytearray()
+    rest: list[bytes] = []  # the start of a line that continues in the next block
     while True:
         data = stream.read(block_size)
         if not data:
             break
-        rest += data
-        cut = rest.rfind(b"\n")
+        cut = data.rfind(b"\n")
         if cut < 0:
+            rest.append(data)
             continue
-        chunk = bytes(rest[: cut + 1])
-        del rest[: cut + 1]
+        chunk = b"".join([*rest, data[: cut + 1]]) if rest else data[: cut + 1]
+        rest = [data[cut + 1 :]] if cut + 1 < len(data) else []
         yield line, chunk
         line += chunk.count(b"\n")
     if rest:
-        yield line, bytes(rest) + b"\n"
+        yield line, b"".join(rest) + b"\n"
 
 
 def _check_utf8(key: str, first_line: int, chunk: bytes) -> None:
@@ -680,6 +863,82 @@ def _locate_json_error(key: str, first_line: int, chunk: bytes) -> None:
             )
 
 
+_Reject = tuple[str, str, str]
+"""A rejected line: (origin ``key:line``, reason, the line's text)."""
+
+
+def _rejected_table(rejects: list[_Reject]) -> pa.Table:
+    """``SourceBatch.rejected`` for ``rejects``: columns ``_origin``, ``_reason``, ``_record``."""
+    import pyarrow as pa
+
+    origins, reasons, records = zip(*rejects, strict=True)
+    return pa.table(
+        {
+            "_origin": pa.array(origins, pa.string()),
+            "_reason": pa.array(reasons, pa.string()),
+            "_record": pa.array(records, pa.string()),
+        }
+    )
+
+
+def _drop_lines(
+    key: str,
+    first_line: int,
+    chunk: bytes,
+    check: Callable[[bytes], str | None],
+    rejects: list[_Reject],
+) -> bytes:
+    """``chunk`` with every non-blank line that ``check`` finds fault with blanked out (line
+    numbers of the others stay the same); the blanked lines are appended to ``rejects``."""
+    parts = chunk.split(b"\n")
+    dropped = False
+    for offset, text in enumerate(parts):
+        if not text.strip(b" \t\r"):
+            continue
+        reason = check(text)
+        if reason is not None:
+            record = text.decode("utf-8", errors="replace").rstrip("\r")
+            rejects.append((f"{key}:{first_line + offset}", reason, record))
+            parts[offset] = b""
+            dropped = True
+    return b"\n".join(parts) if dropped else chunk
+
+
+def _utf8_error(text: bytes) -> str | None:
+    try:
+        text.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return f"not valid UTF-8 (byte {text[exc.start]:#04x} at column {exc.start + 1})"
+    return None
+
+
+def _json_line_error(text: bytes) -> str | None:
+    try:
+        value = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        if isinstance(exc, json.JSONDecodeError):
+            return f"invalid JSON ({exc.msg}, column {exc.colno})"
+        return "not valid UTF-8"
+    if not isinstance(value, dict):
+        return f"expected a JSON object per line, got {type(value).__name__}"
+    return None
+
+
+@functools.cache
+def _blank_line(blank: bytes) -> re.Pattern[bytes]:
+    return re.compile(rb"\n[" + re.escape(blank) + rb"]*\n")
+
+
+def _line_numbers(first_line: int, chunk: bytes, *, blank: bytes = b" \t\r") -> list[int]:
+    """The numbers of the lines of ``chunk`` holding more than ``blank`` characters.
+
+    Without a blank line (the common case) they are counted, not split and stripped one by one.
+    """
+    if chunk.endswith(b"\n") and _blank_line(blank).search(b"\n" + chunk) is None:
+        return list(range(first_line, first_line + chunk.count(b"\n")))
+    return [first_line + n for n, text in enumerate(chunk.split(b"\n")) if text.strip(blank)]
+
+
 def _suffix(key: str) -> str:
     """``.csv.gz`` for ``a/orders.2024.csv.gz``: the format extension plus any compression."""
     parts = key.rsplit("/", 1)[-1].split(".")[1:]
@@ -696,9 +955,60 @@ def _known_types(schema: pa.Schema, exclude: Iterable[str] = ()) -> pa.Schema:
     return pa.schema([f for f in schema if not pa.types.is_null(f.type) and f.name not in skip])
 
 
+def _read_ahead(items: Iterator[SourceBatch], depth: int) -> Iterator[SourceBatch]:
+    """Yield ``items`` in order while a daemon thread produces up to ``depth`` of them ahead.
+
+    An exception of the producer is re-raised here after the items produced before it. Closing
+    the returned generator stops the producer (after the item it is working on) and closes
+    ``items`` in the calling thread.
+    """
+    import queue
+    import threading
+
+    ready: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def offer(kind: str, payload: Any) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put((kind, payload), timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not offer("item", item):
+                    return
+        except BaseException as exc:  # handed to the consumer, raised there
+            offer("error", exc)
+            return
+        offer("end", None)
+
+    thread = threading.Thread(target=produce, name="lakekit-files-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, payload = ready.get()
+            if kind == "item":
+                yield payload
+            elif kind == "error":
+                raise payload
+            else:
+                return
+    finally:
+        stop.set()
+        thread.join()
+        close = getattr(items, "close", None)
+        if callable(close):
+            close()
+
+
 def _origins(key: str, lines: list[int], rows: int) -> list[str]:
     if len(lines) == rows:
-        return [f"{key}:{line}" for line in lines]
+        return list(map(f"{key}:".__add__, map(str, lines)))
     span = f"{key}:{lines[0]}-{lines[-1]}"
     return [span] * rows
 
