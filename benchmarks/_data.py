@@ -354,12 +354,13 @@ def _as_landing(batch: pa.RecordBatch) -> pa.Table:
 def _ndjson(table: pa.Table) -> bytes:
     """One JSON object per line, built with Arrow string kernels (no Python loop per row)."""
 
-    def text(name: str) -> pa.ChunkedArray:
+    def text(name: str) -> Any:
         return pc.cast(table.column(name), pa.string())
 
-    def quoted(name: str) -> pa.ChunkedArray:
+    def quoted(name: str) -> Any:
         escaped = pc.replace_substring(pc.replace_substring(text(name), "\\", "\\\\"), '"', '\\"')
-        return pc.binary_join_element_wise('"', escaped, '"', "")
+        join: Any = pc.binary_join_element_wise
+        return join('"', escaped, '"', "")
 
     parts: list[Any] = []
     for index, field in enumerate(table.schema):

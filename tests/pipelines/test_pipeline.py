@@ -526,3 +526,22 @@ def test_transform_append_adds_rows_and_checks_its_arguments(lake: Lake) -> None
     with pytest.raises(InvalidInputError, match="partitioned by"):
         lake.transform("SELECT 3::BIGINT AS id", into="marts.ids", partition_by=["id"])
     assert _ids(lake, "marts.ids") == [1, 2]
+
+
+def test_nested_json_is_kept_as_structs_or_flattened_by_option(tmp_path: Path) -> None:
+    import lakekit
+    from lakekit.pipelines import Source, SourceBatch
+
+    class Nested(Source):
+        def read(self, state: SourceState) -> Iterator[SourceBatch]:
+            if not state.get("done"):
+                rows = [{"id": 1, "user": {"name": "ada", "geo": {"cc": "GB"}}}]
+                yield SourceBatch(pa.Table.from_pylist(rows), state={"done": True})
+
+    with lakekit.connect(tmp_path / "lake") as lake:
+        lake.pipeline("kept").run(Nested(), into="raw.kept")
+        kept = lake.table("raw.kept").schema
+        assert pa.types.is_struct(kept.field("user").type)
+        lake.pipeline("flat").run(Nested(), into="raw.flat", flatten=True)
+        flat = lake.table("raw.flat").to_arrow().to_pylist()
+        assert flat == [{"id": 1, "user_name": "ada", "user_geo_cc": "GB"}]

@@ -206,6 +206,7 @@ class Pipeline:
         merge_on: Sequence[str] | None = None,
         partition_by: PartitionSpec | Sequence[str] | None = None,
         contract: RowContract | None = None,
+        flatten: bool | str = False,
         land_raw: bool = False,
         raw_prefix: str = "raw",
         batch_rows: int = 1_000_000,
@@ -224,6 +225,9 @@ class Pipeline:
             partition_by: partitioning of a table this run creates. For an existing table it
                 must match the table's partitioning (or be None).
             contract: splits each batch into rows to load and rows to quarantine.
+            flatten: nested structs (e.g. nested JSON objects) are kept as struct columns by
+                default; True flattens them into ``parent_child`` columns (a string sets the
+                separator). Applied after the contract.
             land_raw: store each batch's original bytes (or its rows as NDJSON) in the raw
                 zone under ``<raw_prefix>/<pipeline>/<YYYY/MM/DD>/<sha256><suffix>``, once per
                 content (see :mod:`lakekit.pipelines.raw`).
@@ -277,7 +281,7 @@ class Pipeline:
             status = self._run(
                 source, ident, mode=mode, merge_on=merge_on, partition_by=partition_by,
                 contract=contract, lander=lander, batch_rows=batch_rows, options=options,
-                counters=counters, bar=bar,
+                counters=counters, bar=bar, flatten=flatten,
             )  # fmt: skip
         except BaseException as exc:
             bar.close()
@@ -307,11 +311,14 @@ class Pipeline:
         options: WriteOptions | None,
         counters: _Counters,
         bar: Progress,
+        flatten: bool | str = False,
     ) -> RunStatus:
         committed: dict[str, JSONValue] = dict(self.state().items())
         batches = source.read(SourceState(committed))
         try:
-            items = _Peekable(self._items(batches, contract, lander, counters, bar))
+            items = _Peekable(
+                self._items(batches, contract, lander, counters, bar, flatten=flatten)
+            )
             if items.peek() is None:
                 return "nothing to do"
             schema = items.schema()
@@ -338,6 +345,8 @@ class Pipeline:
         lander: RawLander | None,
         counters: _Counters,
         bar: Progress,
+        *,
+        flatten: bool | str = False,
     ) -> Iterator[_Item]:
         import pyarrow as pa
 
@@ -372,6 +381,10 @@ class Pipeline:
             good, bad = data, None
             if contract is not None:
                 good, bad = _apply_contract(contract, data, batch)
+            if flatten:
+                from lakekit.pipelines.contract import flatten_structs
+
+                good = flatten_structs(good, "_" if flatten is True else str(flatten))
             if rejected is not None:
                 bad = (
                     rejected
