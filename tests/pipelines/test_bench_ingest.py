@@ -1,19 +1,29 @@
 """The ingest benchmark runs end to end and compares like with like: both sides load every row of
-the same landing files into the same days (timings are judged by `nox -s bench`)."""
+the same landing files into the same days (timings are judged by `nox -s bench`); and the
+FileSource fast paths it relies on (block-parallel parsing, counted line numbers, optional row
+origins, read-ahead) give the same batches and errors as before."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from types import ModuleType
+from unittest.mock import ANY
 
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.json as pj
 import pytest
+
+from lakekit.errors import InvalidInputError
+from lakekit.lake import Lake
+from lakekit.pipelines.source import SourceBatch, SourceState
+from lakekit.pipelines.sources.files import FileSource, state_key
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -115,3 +125,99 @@ def test_landing_files_hold_the_events_as_text_and_are_reused(
     again = data.landing_files(4_000, files_per_format=2, cache_dir=tmp_path)
     assert again == landing and landing.files[0].stat().st_mtime_ns == modified
     assert [p.name for p in tmp_path.iterdir()] == [landing.directory.name]  # no partial left
+
+
+# -- the FileSource fast paths the benchmark relies on --------------------------------------------
+
+
+def _drain(source: FileSource) -> list[SourceBatch]:
+    return list(source.read(SourceState({})))
+
+
+def _big_ndjson(rows: int, *, blank_every: int = 0, mixed: bool = True) -> bytes:
+    """~40 bytes a line; ``amount`` is an integer, in the second half a float when ``mixed``."""
+    lines = []
+    for n in range(1, rows + 1):
+        amount = f"{n}.5" if mixed and n > rows // 2 else str(n)
+        lines.append(f'{{"id": {n}, "amount": {amount}, "tag": "t{n % 7}"}}')
+        if blank_every and n % blank_every == 0:
+            lines.append("  ")
+    return ("\n".join(lines) + "\n").encode()
+
+
+def test_large_chunks_parsed_in_blocks_keep_the_types_of_the_whole_chunk(
+    lake: Lake,
+) -> None:
+    data = _big_ndjson(150_000)  # ~6 MB: one 8 MiB chunk, several parse blocks
+    lake.store.put("in/a.ndjson", data)
+    csv_text = b"id,amount\n" + b"".join(
+        f"{n},{n if n <= 75_000 else n + 0.5}\n".encode() for n in range(1, 150_001)
+    )
+    lake.store.put("in/b.csv", csv_text)
+
+    batches = _drain(FileSource(lake.store, "in/", block_size=8 * 2**20, batch_rows=10**6))
+
+    ndjson, csv = (pa.table(b.data) for b in batches)
+    assert ndjson.schema.field("amount").type == pa.float64()  # int then float: promoted
+    assert ndjson.column("amount")[-1].as_py() == 150_000.5
+    assert csv.schema.field("amount").type == pa.float64()
+    assert csv.num_rows == ndjson.num_rows == 150_000
+    assert csv.column("amount").to_pylist()[74_999:75_001] == [75_000.0, 75_001.5]
+
+
+def test_row_origins_count_lines_fast_and_still_skip_blank_ones(lake: Lake) -> None:
+    lake.store.put("in/plain.ndjson", _big_ndjson(2_000, mixed=False))
+    lake.store.put("in/blanks.ndjson", _big_ndjson(2_000, blank_every=500, mixed=False))
+
+    blanks, plain = _drain(FileSource(lake.store, "in/", block_size=4096))
+
+    assert plain.row_origins is not None and blanks.row_origins is not None
+    assert plain.row_origins[:2] == ("in/plain.ndjson:1", "in/plain.ndjson:2")
+    assert plain.row_origins[-1] == "in/plain.ndjson:2000"
+    assert blanks.row_origins[499:502] == (
+        "in/blanks.ndjson:500", "in/blanks.ndjson:502", "in/blanks.ndjson:503"
+    )  # fmt: skip
+    assert blanks.row_origins[-1] == "in/blanks.ndjson:2003"
+
+
+def test_without_row_origins_batches_hold_the_same_rows(lake: Lake) -> None:
+    lake.store.put("in/a.ndjson", _big_ndjson(1_000))
+    lake.store.put("in/b.csv", b"id,amount\n1,2.5\n2,3.5\n")
+
+    with_origins = _drain(FileSource(lake.store, "in/"))
+    without = _drain(FileSource(lake.store, "in/", row_origins=False))
+
+    assert [b.row_origins for b in without] == [None, None]
+    assert [pa.table(b.data) for b in without] == [pa.table(b.data) for b in with_origins]
+    assert [b.state for b in without] == [b.state for b in with_origins]
+
+
+def test_read_ahead_raises_a_bad_file_only_after_every_batch_before_it(lake: Lake) -> None:
+    lake.store.put("in/a.ndjson", _big_ndjson(300))
+    lake.store.put("in/b.ndjson", b'{"id": 1}\n{"id": \n')
+    source = FileSource(lake.store, "in/", batch_rows=100)
+
+    seen: list[SourceBatch] = []
+    reader = source.read(SourceState({}))
+    seen.extend(itertools.islice(reader, 3))
+    with pytest.raises(InvalidInputError, match=r"in/b\.ndjson:2"):
+        next(reader)
+
+    assert [b.data.num_rows for b in seen] == [100, 100, 100]
+    assert seen[-1].state[state_key("in/a.ndjson")] == {
+        "key": "in/a.ndjson", "etag": ANY, "size": ANY, "rows": 300, "done": True
+    }  # fmt: skip
+
+
+def test_closing_the_reader_early_stops_the_read_ahead_thread(lake: Lake) -> None:
+    for n in range(5):
+        lake.store.put(f"in/{n}.ndjson", _big_ndjson(200))
+    before = {t.ident for t in threading.enumerate()}
+
+    reader = FileSource(lake.store, "in/", batch_rows=50).read(SourceState({}))
+    assert isinstance(reader, Generator)
+    first = next(reader)
+    reader.close()
+
+    assert first.data.num_rows == 50
+    assert {t.ident for t in threading.enumerate()} <= before

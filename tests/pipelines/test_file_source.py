@@ -405,3 +405,31 @@ def test_bad_options_are_configuration_errors(store: ObjectStore) -> None:
         FileSource(store, batch_rows=0)
     with pytest.raises(ConfigurationError, match="delimiter"):
         CsvOptions(delimiter=";;")
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "match"),
+    [
+        ("a.ndjson", b'{"n": 1}\n\n{"n": 2,\n', r"in/a\.ndjson:3: invalid JSON"),
+        ("a.ndjson", b'{"n": 1}\n[1, 2]\n', r"in/a\.ndjson:2: expected a JSON object"),
+        ("a.csv", b"id,name\n1,ann\n2\n3,cy\n", r"in/a\.csv:3: expected 2 fields, got 1"),
+    ],
+)
+def test_errors_name_the_line_even_without_row_origins(
+    store: ObjectStore, name: str, content: bytes, match: str
+) -> None:
+    store.put(f"in/{name}", content)
+
+    with pytest.raises(InvalidInputError, match=match):
+        run(FileSource(store, "in/", row_origins=False))
+
+
+def test_rows_are_the_same_with_and_without_row_origins(store: ObjectStore) -> None:
+    store.put("in/a.ndjson", b'{"n": 1}\n\n  \n{"n": 2}\n')
+    store.put("in/b.csv", b"id\n1\n\n2\n")
+
+    with_origins, _ = run(FileSource(store, "in/"))
+    without, _ = run(FileSource(store, "in/", row_origins=False))
+
+    assert [b.data.to_pylist() for b in with_origins] == [b.data.to_pylist() for b in without]
+    assert all(b.row_origins is None for b in without)
