@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -175,3 +178,43 @@ def _git_commit() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None
+
+
+# -- helpers of the benchmarks that run each side in a fresh interpreter -----------------------
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def median_of(runs: list[dict[str, Any]], key: str) -> float:
+    return float(statistics.median(r[key] for r in runs))
+
+
+def label(n: int) -> str:
+    """``5M``, ``300k``: a row count for workload names."""
+    return f"{n / 1e6:g}M" if n >= 1_000_000 else f"{n / 1e3:g}k"
+
+
+def warm_page_cache(path: Path) -> None:
+    """Read a file once, so the first timed run does not also pay for the disk."""
+    with path.open("rb") as f:
+        while f.read(16 * 2**20):
+            pass
+
+
+def run_child(module: str, args: list[str], out_dir: Path, timeout: float) -> dict[str, Any]:
+    """Run ``python -m <module> --child <args>`` in a fresh interpreter (so peak RSS is its
+    own); its last stdout line is the JSON result. ``out_dir`` is removed afterwards."""
+    try:
+        completed = subprocess.run(
+            [sys.executable, "-m", module, "--child", *args],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    finally:
+        shutil.rmtree(out_dir, ignore_errors=True)
+    if completed.returncode != 0:
+        raise RuntimeError(f"{module} {args[0]} run failed:\n{completed.stderr}")
+    result: dict[str, Any] = json.loads(completed.stdout.strip().splitlines()[-1])
+    return result

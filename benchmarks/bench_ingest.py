@@ -34,7 +34,6 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -46,7 +45,7 @@ if __package__ in (None, ""):  # run as a script
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._data import STREAM_SCHEMA, landing_files
-from benchmarks._harness import Comparison, Report
+from benchmarks._harness import Comparison, Report, label, median_of, run_child, warm_page_cache
 
 NAME = "ingest"
 DESCRIPTION = (
@@ -98,7 +97,7 @@ def run(quick: bool = False) -> IngestReport:
     repetitions = 3 if quick else 5
     landing = landing_files(rows)
     for path in (*landing.files, landing.increment):
-        _warm_page_cache(path)
+        warm_page_cache(path)
     results: dict[str, list[dict[str, Any]]] = {side: [] for side in SIDES}
     # Same file system as the cached files, so the lakekit side can hard-link them.
     DATA.mkdir(parents=True, exist_ok=True)
@@ -118,19 +117,19 @@ def run(quick: bool = False) -> IngestReport:
     ours = [r["seconds"] * 1000 for r in results["lakekit"]]
     theirs = [r["seconds"] * 1000 for r in results["baseline"]]
     comparison = Comparison(
-        name=f"ingest_{_label(rows)}_rows",
+        name=f"ingest_{label(rows)}_rows",
         lakekit_ms=statistics.median(ours),
         baseline_ms=statistics.median(theirs),
         target=1 / THROUGHPUT_TARGET,
         lakekit_samples_ms=[round(s, 3) for s in ours],
         baseline_samples_ms=[round(s, 3) for s in theirs],
     )
-    full_s = _median(results["lakekit"], "seconds")
-    incremental_s = _median(results["lakekit"], "incremental_seconds")
-    noop_s = _median(results["lakekit"], "noop_seconds")
+    full_s = median_of(results["lakekit"], "seconds")
+    incremental_s = median_of(results["lakekit"], "incremental_seconds")
+    noop_s = median_of(results["lakekit"], "noop_seconds")
     incremental_cost = incremental_s / full_s
     ours_rate = rows / full_s
-    theirs_rate = rows / _median(results["baseline"], "seconds")
+    theirs_rate = rows / median_of(results["baseline"], "seconds")
     judged = f"target <= {INCREMENTAL_TARGET}" if not quick else "not judged with --quick"
     ours_run, theirs_run = results["lakekit"][0], results["baseline"][0]
     extra: dict[str, Any] = {
@@ -139,12 +138,12 @@ def run(quick: bool = False) -> IngestReport:
             f"lakekit/pyarrow {ours_rate / theirs_rate:.3f} (target >= {THROUGHPUT_TARGET})"
         ),
         "peak RSS": (
-            f"lakekit {_median(results['lakekit'], 'peak_rss_bytes') / 2**20:.0f} MiB, pyarrow "
-            f"{_median(results['baseline'], 'peak_rss_bytes') / 2**20:.0f} MiB"
+            f"lakekit {median_of(results['lakekit'], 'peak_rss_bytes') / 2**20:.0f} MiB, pyarrow "
+            f"{median_of(results['baseline'], 'peak_rss_bytes') / 2**20:.0f} MiB"
         ),
         "CPU seconds": (
-            f"lakekit {_median(results['lakekit'], 'cpu_seconds'):.2f}, pyarrow "
-            f"{_median(results['baseline'], 'cpu_seconds'):.2f}"
+            f"lakekit {median_of(results['lakekit'], 'cpu_seconds'):.2f}, pyarrow "
+            f"{median_of(results['baseline'], 'cpu_seconds'):.2f}"
         ),
         "incremental run": (
             f"{incremental_s * 1000:.1f} ms for {landing.increment_rows:,} new rows in 1 new "
@@ -183,38 +182,10 @@ def run(quick: bool = False) -> IngestReport:
     )
 
 
-def _median(runs: list[dict[str, Any]], key: str) -> float:
-    return float(statistics.median(r[key] for r in runs))
-
-
-def _label(n: int) -> str:
-    return f"{n / 1e6:g}M" if n >= 1_000_000 else f"{n / 1e3:g}k"
-
-
-def _warm_page_cache(path: Path) -> None:
-    with path.open("rb") as f:
-        while f.read(16 * 2**20):
-            pass
-
-
 def _run_child(side: str, landing: Path, out_dir: Path) -> dict[str, Any]:
-    """Run one side in a fresh interpreter; its last stdout line is the JSON result."""
-    try:
-        completed = subprocess.run(
-            [sys.executable, "-m", "benchmarks.bench_ingest", "--child", side, str(landing),
-             str(out_dir)],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=_CHILD_TIMEOUT_S,
-            check=False,
-        )  # fmt: skip
-    finally:
-        shutil.rmtree(out_dir, ignore_errors=True)
-    if completed.returncode != 0:
-        raise RuntimeError(f"{side} run failed:\n{completed.stderr}")
-    result: dict[str, Any] = json.loads(completed.stdout.strip().splitlines()[-1])
-    return result
+    return run_child(
+        "benchmarks.bench_ingest", [side, str(landing), str(out_dir)], out_dir, _CHILD_TIMEOUT_S
+    )
 
 
 # -- the two sides, run in a child process ------------------------------------------------------

@@ -35,7 +35,6 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -47,7 +46,7 @@ if __package__ in (None, ""):  # run as a script
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._data import STREAM_SCHEMA, events_stream_file
-from benchmarks._harness import Comparison, Report
+from benchmarks._harness import Comparison, Report, label, median_of, run_child, warm_page_cache
 
 NAME = "write"
 DESCRIPTION = (
@@ -97,7 +96,7 @@ def run(quick: bool = False) -> WriteReport:
     sizes = (rows, 2 * rows)
     streams = {n: events_stream_file(n, batch_rows=BATCH_ROWS) for n in sizes}
     for path in streams.values():
-        _warm_page_cache(path)
+        warm_page_cache(path)
     results: dict[tuple[str, int], list[dict[str, Any]]] = {
         (side, n): [] for side in SIDES for n in sizes
     }
@@ -117,30 +116,30 @@ def run(quick: bool = False) -> WriteReport:
         shutil.rmtree(scratch, ignore_errors=True)
 
     comparisons = [
-        _comparison(f"append_{_label(n)}_rows", results, n, target=n == rows) for n in sizes
+        _comparison(f"append_{label(n)}_rows", results, n, target=n == rows) for n in sizes
     ]
-    rss = {key: _median(runs, "peak_rss_bytes") for key, runs in results.items()}
+    rss = {key: median_of(runs, "peak_rss_bytes") for key, runs in results.items()}
     rss_growth = rss["lakekit", 2 * rows] / rss["lakekit", rows]
     extra: dict[str, Any] = {}
     for n in sizes:
-        ours = n / _median(results["lakekit", n], "seconds")
-        theirs = n / _median(results["baseline", n], "seconds")
-        extra[f"rows/s at {_label(n)}"] = (
+        ours = n / median_of(results["lakekit", n], "seconds")
+        theirs = n / median_of(results["baseline", n], "seconds")
+        extra[f"rows/s at {label(n)}"] = (
             f"lakekit {ours / 1e6:.2f} M, pyarrow {theirs / 1e6:.2f} M, "
             f"lakekit/pyarrow {ours / theirs:.3f} (target >= {THROUGHPUT_TARGET})"
         )
     for n in sizes:
-        ours_cpu = _median(results["lakekit", n], "cpu_seconds")
-        theirs_cpu = _median(results["baseline", n], "cpu_seconds")
-        extra[f"CPU seconds at {_label(n)}"] = (
+        ours_cpu = median_of(results["lakekit", n], "cpu_seconds")
+        theirs_cpu = median_of(results["baseline", n], "cpu_seconds")
+        extra[f"CPU seconds at {label(n)}"] = (
             f"lakekit {ours_cpu:.2f}, pyarrow {theirs_cpu:.2f}, ratio {ours_cpu / theirs_cpu:.3f}"
         )
     for n in sizes:
-        extra[f"peak RSS at {_label(n)}"] = (
+        extra[f"peak RSS at {label(n)}"] = (
             f"lakekit {rss['lakekit', n] / 2**20:.0f} MiB, pyarrow {rss['baseline', n] / 2**20:.0f}"
             f" MiB (before writing: lakekit "
-            f"{_median(results['lakekit', n], 'rss_before_bytes') / 2**20:.0f} MiB, pyarrow "
-            f"{_median(results['baseline', n], 'rss_before_bytes') / 2**20:.0f} MiB)"
+            f"{median_of(results['lakekit', n], 'rss_before_bytes') / 2**20:.0f} MiB, pyarrow "
+            f"{median_of(results['baseline', n], 'rss_before_bytes') / 2**20:.0f} MiB)"
         )
     judged = (
         f"target <= {RSS_GROWTH_TARGET}"
@@ -153,7 +152,7 @@ def run(quick: bool = False) -> WriteReport:
     )
     for n in sizes:
         ours_run, theirs_run = results["lakekit", n][0], results["baseline", n][0]
-        extra[f"output at {_label(n)}"] = (
+        extra[f"output at {label(n)}"] = (
             f"lakekit {ours_run['files']} files, {ours_run['bytes'] / 1e6:.1f} MB, "
             f"{ours_run['row_groups']} row groups; pyarrow {theirs_run['files']} files, "
             f"{theirs_run['bytes'] / 1e6:.1f} MB, {theirs_run['row_groups']} row groups"
@@ -198,39 +197,10 @@ def _comparison(
     )
 
 
-def _median(runs: list[dict[str, Any]], key: str) -> float:
-    return float(statistics.median(r[key] for r in runs))
-
-
-def _label(n: int) -> str:
-    return f"{n / 1e6:g}M" if n >= 1_000_000 else f"{n / 1e3:g}k"
-
-
-def _warm_page_cache(path: Path) -> None:
-    """Read the input once, so the first timed run does not also pay for the disk."""
-    with path.open("rb") as f:
-        while f.read(16 * 2**20):
-            pass
-
-
 def _run_child(side: str, stream: Path, out_dir: Path) -> dict[str, Any]:
-    """Run one side in a fresh interpreter; its last stdout line is the JSON result."""
-    try:
-        completed = subprocess.run(
-            [sys.executable, "-m", "benchmarks.bench_write", "--child", side, str(stream),
-             str(out_dir)],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=_CHILD_TIMEOUT_S,
-            check=False,
-        )  # fmt: skip
-    finally:
-        shutil.rmtree(out_dir, ignore_errors=True)
-    if completed.returncode != 0:
-        raise RuntimeError(f"{side} run failed:\n{completed.stderr}")
-    result: dict[str, Any] = json.loads(completed.stdout.strip().splitlines()[-1])
-    return result
+    return run_child(
+        "benchmarks.bench_write", [side, str(stream), str(out_dir)], out_dir, _CHILD_TIMEOUT_S
+    )
 
 
 # -- the two sides, run in a child process ------------------------------------------------------
