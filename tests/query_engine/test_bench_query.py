@@ -4,30 +4,17 @@ not here)."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from benchmarking import import_benchmark, run_quick_benchmark
 
 
 @pytest.mark.slow
 def test_quick_query_benchmark_writes_a_report(tmp_path: Path) -> None:
-    completed = subprocess.run(
-        [sys.executable, "-m", "benchmarks.run", "query", "--quick", "--out", str(tmp_path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stderr
-    assert "filtered_group_by" in completed.stdout
-    (report_path,) = tmp_path.glob("query-*.json")
-    report = json.loads(report_path.read_text())
+    stdout, report = run_quick_benchmark("query", tmp_path)
+    assert "filtered_group_by" in stdout
     assert report["machine"]["cores"] >= 1
     names = [c["name"] for c in report["comparisons"]]
     assert names == [
@@ -45,14 +32,11 @@ def test_quick_query_benchmark_writes_a_report(tmp_path: Path) -> None:
 
 
 def test_generated_events_are_deterministic() -> None:
-    sys.path.insert(0, str(ROOT))
-    try:
-        from benchmarks._data import DAYS, generate_events
-    finally:
-        sys.path.remove(str(ROOT))
+    data = import_benchmark("_data")
+    days_total, generate_events = data.DAYS, data.generate_events
     first = generate_events(5_000, seed=3)
     assert first.equals(generate_events(5_000, seed=3))
     assert not first.equals(generate_events(5_000, seed=4))
     assert first.column("event_id").to_pylist() == list(range(1, 5_001))
     days = set(first.column("dt").to_pylist())
-    assert 1 < len(days) <= DAYS
+    assert 1 < len(days) <= days_total

@@ -3,10 +3,6 @@ of the same deterministic stream, into the same days (timings are judged by `nox
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -15,36 +11,19 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from benchmarking import import_benchmark, run_quick_benchmark
 
 
 @pytest.fixture
-def bench() -> Iterator[tuple[ModuleType, ModuleType]]:
+def bench() -> tuple[ModuleType, ModuleType]:
     """``benchmarks._data`` and ``benchmarks.bench_write`` (the repo root is not on sys.path)."""
-    sys.path.insert(0, str(ROOT))
-    try:
-        import benchmarks._data as data
-        import benchmarks.bench_write as bench_write
-
-        yield data, bench_write
-    finally:
-        sys.path.remove(str(ROOT))
+    return import_benchmark("_data"), import_benchmark("bench_write")
 
 
 @pytest.mark.slow
 def test_quick_write_benchmark_reports_both_sides_writing_every_row(tmp_path: Path) -> None:
-    completed = subprocess.run(
-        [sys.executable, "-m", "benchmarks.run", "write", "--quick", "--out", str(tmp_path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stderr
-    assert "append_300k_rows" in completed.stdout
-    (report_path,) = tmp_path.glob("write-*.json")
-    report = json.loads(report_path.read_text())
+    stdout, report = run_quick_benchmark("write", tmp_path)
+    assert "append_300k_rows" in stdout
     rows = report["parameters"]["rows"]
     repetitions = report["parameters"]["repetitions"]
     assert repetitions >= 3
