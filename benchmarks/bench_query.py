@@ -30,14 +30,13 @@ import math
 import shutil
 import statistics
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
 import lakekit
-from benchmarks._data import SCHEMA, TABLE, build_events_lake, generate_events
+from benchmarks._data import SCHEMA, TABLE, EventsLake, build_events_lake, generate_events
 from benchmarks._harness import Comparison, Report, compare
 
 NAME = "query"
@@ -77,26 +76,7 @@ LAKE_TABLE_VERSION = 1
 """Bump when the lake table's layout changes, so cached copies are rebuilt."""
 
 
-@dataclass(frozen=True)
-class LakeTable:
-    """A lake holding ``bench.events`` written through lakekit's table layer."""
-
-    root: Path
-    rows: int
-    files: int
-    bytes: int
-    build_seconds: float
-
-    @property
-    def url(self) -> str:
-        return f"local://{self.root}"
-
-    @property
-    def table_dir(self) -> Path:
-        return self.root / "tables" / "bench" / "events"
-
-
-def build_lake_table(rows: int, *, seed: int = 7, cache_dir: Path | None = None) -> LakeTable:
+def build_lake_table(rows: int, *, seed: int = 7, cache_dir: Path | None = None) -> EventsLake:
     """The events as a lake table (``lake.create_table(...).append(...)``), built once.
 
     A cached copy is reused only if it opens and holds ``rows`` rows (the table format may have
@@ -113,7 +93,7 @@ def build_lake_table(rows: int, *, seed: int = 7, cache_dir: Path | None = None)
             )
         (root / "COMPLETE").write_text(f"{rows} rows, seed {seed}\n")
     files = sorted((root / "tables" / "bench" / "events").glob("*/*.parquet"))
-    return LakeTable(
+    return EventsLake(
         root=root,
         rows=rows,
         files=len(files),
