@@ -38,7 +38,7 @@ import sqlalchemy as sa
 import lakekit
 from lakekit.lake import Lake
 from lakekit.pipelines import Source, SourceState
-from servers.postgres import PostgresServer, PostgresUnavailableError, running_postgres
+from servers.postgres import PostgresServer
 
 pytestmark = [
     pytest.mark.slow,
@@ -277,18 +277,6 @@ def _stream(url: str) -> Scenario:
     return Scenario({"stream": "events"}, committed_ids, invariant=group_never_leads_the_state)
 
 
-@pytest.fixture(scope="module")
-def crash_postgres() -> Iterator[PostgresServer]:
-    with contextlib.ExitStack() as stack:
-        try:
-            server = stack.enter_context(running_postgres())
-        except PostgresUnavailableError as exc:
-            if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-                pytest.fail(f"PostgreSQL is required on CI but could not start: {exc}")
-            pytest.skip(f"PostgreSQL unavailable: {exc}")
-        yield server
-
-
 @pytest.fixture
 def lake_url(tmp_path: Path) -> str:
     return f"local://{tmp_path / 'lake'}"
@@ -302,7 +290,7 @@ def scenario(request: pytest.FixtureRequest, tmp_path: Path, lake_url: str) -> I
     elif kind == "sqlite":
         yield _sql(f"sqlite:///{tmp_path / 'source.db'}", "orders")
     elif kind == "postgres":
-        server: PostgresServer = request.getfixturevalue("crash_postgres")
+        server: PostgresServer = request.getfixturevalue("postgres_server")
         table = f"crash_{uuid.uuid4().hex[:10]}"
         yield _sql(server.url, table)
         engine = sa.create_engine(server.url)

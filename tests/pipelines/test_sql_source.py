@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -19,20 +17,7 @@ import sqlalchemy as sa
 from lakekit.errors import InvalidInputError, LakekitError, NotFoundError
 from lakekit.pipelines.source import SourceBatch, SourceState
 from lakekit.pipelines.sources.sql import SqlSource, decode_cursor, encode_cursor
-from servers.postgres import PostgresServer, PostgresUnavailableError, running_postgres
-
-
-@pytest.fixture(scope="session")
-def sql_source_postgres() -> Iterator[PostgresServer]:
-    """The same real PostgreSQL server as the catalog tests (skipped locally if unavailable)."""
-    with contextlib.ExitStack() as stack:
-        try:
-            server = stack.enter_context(running_postgres())
-        except PostgresUnavailableError as exc:
-            if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-                pytest.fail(f"PostgreSQL is required on CI but could not start: {exc}")
-            pytest.skip(f"PostgreSQL unavailable: {exc}")
-        yield server
+from servers.postgres import PostgresServer
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -40,7 +25,7 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'app.db'}"
     else:
-        url = request.getfixturevalue("sql_source_postgres").url
+        url = request.getfixturevalue("postgres_server").url
     eng = sa.create_engine(url)
     yield eng
     eng.dispose()
@@ -325,10 +310,10 @@ def test_cursor_values_round_trip_through_json() -> None:
 
 @pytest.mark.postgres
 def test_credentials_never_appear_in_describe_or_errors(
-    sql_source_postgres: PostgresServer,
+    postgres_server: PostgresServer,
 ) -> None:
     wrong = "wrong-s3cret-pw"
-    url = sa.make_url(sql_source_postgres.url).set(password=wrong)
+    url = sa.make_url(postgres_server.url).set(password=wrong)
     source = SqlSource(url.render_as_string(hide_password=False), table="anything")
     try:
         assert wrong not in source.describe()
