@@ -199,12 +199,66 @@ def test_without_stop_at_end_the_source_keeps_polling_for_new_records(lake: Lake
     try:
         seen: list[int] = []
         deadline = time.monotonic() + 10
+        idle = 0
         while len(seen) < 3 and time.monotonic() < deadline:
-            seen.extend(_ints(_table([next(reader)]).column("id").to_pylist()))
+            batch = next(reader)
+            if batch.data.num_columns == 0:  # an idle poll: no rows, the state unchanged
+                assert batch.data.num_rows == 0
+                assert batch.state == {"offsets": {"0": 0, "1": 0, "2": 0}} or seen
+                idle += 1
+                continue
+            seen.extend(_ints(_table([batch]).column("id").to_pylist()))
         assert sorted(seen) == [0, 1, 2]
+        assert idle >= 1, "the source reports idle polls before the records arrive"
     finally:
         publisher.join()
         reader.close()  # type: ignore[attr-defined]
+
+
+def test_a_continuous_run_commits_micro_batches_within_commit_every(lake: Lake) -> None:
+    stream = lake.stream("events")
+    source = StreamSource(stream, group="g", stop_at_end=False, poll_timeout=0.05)
+    reports: list[Any] = []
+    runner = threading.Thread(
+        target=lambda: reports.append(
+            lake.pipeline("live").run(
+                source,
+                into="raw.events",
+                commit_every=0.3,
+                batch_rows=1_000_000,
+                progress=False,
+            )
+        )
+    )
+    runner.start()
+    try:
+        for wave in range(3):  # a trickle: far below batch_rows, so only time commits it
+            _publish(stream, range(wave * 5, wave * 5 + 5))
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                if lake.catalog.table_exists("raw.events") and len(_ids(lake)) == wave * 5 + 5:
+                    break
+                time.sleep(0.05)
+            assert _ids(lake) == list(range(wave * 5 + 5)), f"wave {wave} was not committed"
+        history = lake.table("raw.events").history()
+        assert len(history) >= 3, "each wave is its own micro-batch commit"
+    finally:
+        source.stop()
+        runner.join(timeout=30)
+    assert not runner.is_alive(), "stop() ends the continuous run"
+    assert reports and reports[0].status == "succeeded"
+    assert reports[0].rows_out == 15
+    assert _ids(lake) == list(range(15)), "nothing is loaded twice"
+    saved = lake.pipeline("live").state().get("offsets")
+    assert isinstance(saved, dict)
+    assert sum(saved.values()) == 15, "the committed offsets cover every loaded record"
+
+
+def test_commit_every_must_be_positive(lake: Lake) -> None:
+    source = StreamSource(lake.stream("events"), group="g")
+    for bad in (0, -1.0, True, "1"):
+        with pytest.raises(InvalidInputError, match="commit_every"):
+            lake.pipeline("p").run(source, into="raw.events", commit_every=bad)  # type: ignore[arg-type]
 
 
 def test_bad_arguments_and_state_are_clear_errors(lake: Lake) -> None:

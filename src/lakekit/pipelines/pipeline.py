@@ -210,6 +210,7 @@ class Pipeline:
         land_raw: bool = False,
         raw_prefix: str = "raw",
         batch_rows: int = 1_000_000,
+        commit_every: float | None = None,
         options: WriteOptions | None = None,
         progress: bool | None = None,
     ) -> RunReport:
@@ -233,6 +234,10 @@ class Pipeline:
                 content (see :mod:`lakekit.pipelines.raw`).
             batch_rows: most rows per commit for append and merge (a larger single batch is
                 committed alone).
+            commit_every: for append and merge, also commit once this many seconds passed
+                since a commit's first batch, however few rows it holds: the latency bound of
+                a continuous micro-batch run (``StreamSource(stop_at_end=False)``, which yields
+                an empty batch on every idle poll so that the bound holds without traffic).
             options: how data files are written.
             progress: show a progress line on stderr; default: only on a terminal outside CI.
 
@@ -251,7 +256,7 @@ class Pipeline:
         from lakekit.pipelines.progress import Progress
 
         ident = TableIdent.parse(into)
-        _check_run_args(source, mode, merge_on, contract, batch_rows)
+        _check_run_args(source, mode, merge_on, contract, batch_rows, commit_every=commit_every)
         run_id = uuid.uuid4().hex[:12]
         started = datetime.now(UTC)
         t0 = time.monotonic()
@@ -281,7 +286,7 @@ class Pipeline:
             status = self._run(
                 source, ident, mode=mode, merge_on=merge_on, partition_by=partition_by,
                 contract=contract, lander=lander, batch_rows=batch_rows, options=options,
-                counters=counters, bar=bar, flatten=flatten,
+                counters=counters, bar=bar, flatten=flatten, commit_every=commit_every,
             )  # fmt: skip
         except BaseException as exc:
             bar.close()
@@ -312,6 +317,7 @@ class Pipeline:
         counters: _Counters,
         bar: Progress,
         flatten: bool | str = False,
+        commit_every: float | None = None,
     ) -> RunStatus:
         committed: dict[str, JSONValue] = dict(self.state().items())
         batches = source.read(SourceState(committed))
@@ -331,6 +337,7 @@ class Pipeline:
                 self._commit_group(
                     table, items, committed, mode=mode, merge_on=merge_on,
                     limit=None if single else batch_rows, options=options, counters=counters,
+                    max_seconds=None if single else commit_every,
                 )  # fmt: skip
             return "succeeded"
         finally:
@@ -427,15 +434,19 @@ class Pipeline:
         limit: int | None,
         options: WriteOptions | None,
         counters: _Counters,
+        max_seconds: float | None = None,
     ) -> None:
         import pyarrow as pa
 
         group = _Group()
+        deadline = None if max_seconds is None else time.monotonic() + max_seconds
         upcoming = items.schema()
         schema = upcoming if upcoming is not None else table.schema
 
         def rows() -> Iterator[pa.RecordBatch]:
             while limit is None or group.rows < limit:  # a full group ends without reading on
+                if deadline is not None and group.items and time.monotonic() >= deadline:
+                    return  # commit what this group holds: the latency bound
                 item = items.peek()
                 if item is None:
                     return
@@ -621,6 +632,8 @@ def _check_run_args(
     merge_on: Sequence[str] | None,
     contract: RowContract | None,
     batch_rows: int,
+    *,
+    commit_every: float | None = None,
 ) -> None:
     if not isinstance(source, Source):
         raise InvalidInputError(
@@ -636,6 +649,12 @@ def _check_run_args(
         )
     if isinstance(batch_rows, bool) or not isinstance(batch_rows, int) or batch_rows < 1:
         raise InvalidInputError(f"batch_rows must be an int >= 1, got {batch_rows!r}")
+    if commit_every is not None and (
+        isinstance(commit_every, bool)
+        or not isinstance(commit_every, int | float)
+        or not commit_every > 0
+    ):
+        raise InvalidInputError(f"commit_every must be > 0 seconds, got {commit_every!r}")
 
 
 def _describe(source: Source) -> str:

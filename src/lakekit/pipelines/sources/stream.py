@@ -25,6 +25,7 @@ partitions (adapters with real membership), which this source then does not read
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -67,8 +68,11 @@ class StreamSource(Source):
           as of its start (records published meanwhile may be included) and then stops; it
           also stops when ``poll_timeout`` passes without a record (e.g. a partition held by
           another member of the group). With ``stop_at_end=False`` it polls forever, yielding
-          each non-empty poll; the pipeline then commits every ``batch_rows`` rows, so choose
-          ``batch_rows`` for the latency you want, and stop the process to end the run.
+          each non-empty poll (and an empty batch, holding the state unchanged, after each
+          idle poll); the pipeline then commits every ``batch_rows`` rows or, with
+          ``Pipeline.run(commit_every=seconds)``, at least every ``commit_every`` seconds:
+          micro-batches whose latency is bounded even without traffic. Stop the process (or
+          close the run's generator) to end the run.
         * Records whose offset is below the earliest retained offset are gone (retention): the
           run goes on from the earliest retained record.
 
@@ -138,6 +142,12 @@ class StreamSource(Source):
         self.poll_timeout = float(poll_timeout)
         self.stop_at_end = stop_at_end
         self.schema = schema
+        self._stopping = threading.Event()
+
+    def stop(self) -> None:
+        """End a running :meth:`read` after its current poll (thread-safe): a continuous
+        pipeline run then commits what it holds and returns. The next ``read`` runs again."""
+        self._stopping.set()
 
     def describe(self) -> str:
         return f"stream {self.stream.name!r} (group {self.group!r})"
@@ -159,8 +169,9 @@ class StreamSource(Source):
             p: saved.get(p, committed.get(p, earliest.get(p, 0))) for p in stream.partitions()
         }
         consumer = stream.consumer(self.group, start="earliest")
+        self._stopping.clear()
         try:
-            while True:
+            while not self._stopping.is_set():
                 if self.stop_at_end and all(positions.get(p, 0) >= n for p, n in end.items()):
                     return
                 consumer.seek(positions)  # our positions, whatever the consumer held before
@@ -168,6 +179,7 @@ class StreamSource(Source):
                 if not records:
                     if self.stop_at_end:
                         return
+                    yield self._idle(positions)  # lets the pipeline's commit_every bound hold
                     continue
                 fresh = []
                 for record in records:
@@ -235,14 +247,18 @@ class StreamSource(Source):
             "_stream_timestamp",
             pa.array([r.timestamp for r in kept], pa.timestamp("us", tz="UTC")),
         )
-        state: dict[str, JSONValue] = {
-            _STATE_KEY: {str(p): n for p, n in sorted(positions.items())}
-        }
+        state = _state(positions)
         raw = None
         if self.decode == "json":
             raw = RawItem(b"".join(r.value + b"\n" for r in kept), ".ndjson")
         origin = f"{self.stream.name} " + " ".join(_spans(kept))
         return SourceBatch(data, state=state, raw=raw, origin=origin, row_origins=origins)
+
+    def _idle(self, positions: Mapping[int, int]) -> SourceBatch:
+        """A batch without rows or columns, for an idle poll: it holds the state unchanged."""
+        import pyarrow as pa
+
+        return SourceBatch(pa.table({}), state=_state(positions), origin=self.describe())
 
     def _decode(self, record: Record) -> Mapping[str, Any] | None:
         where = f"{self.describe()}: record {self.stream.name}/p{record.partition}:{record.offset}"
@@ -268,6 +284,10 @@ class StreamSource(Source):
                 f"{where}: decode returned {type(row).__name__}, not a mapping or None"
             )
         return row
+
+
+def _state(positions: Mapping[int, int]) -> dict[str, JSONValue]:
+    return {_STATE_KEY: {str(p): n for p, n in sorted(positions.items())}}
 
 
 def _saved_offsets(value: Any) -> dict[int, int]:
