@@ -170,7 +170,12 @@ def test_state_keys_are_isolated_per_pipeline(lake: Lake) -> None:
     assert lake.pipeline("first").state().get("next") == 8
     assert lake.pipeline("second").state().get("next") == 3
     keys = [e.key for e in lake.catalog.list_state("pipelines/")]
-    assert keys == ["pipelines/first/state/next", "pipelines/second/state/next"]
+    assert keys == [
+        "pipelines/first/last_commit",  # the run guard (one run of a pipeline at a time)
+        "pipelines/first/state/next",
+        "pipelines/second/last_commit",
+        "pipelines/second/state/next",
+    ]
     assert _ids(lake, "raw.second") == [0, 1, 2]
 
 
@@ -545,3 +550,57 @@ def test_nested_json_is_kept_as_structs_or_flattened_by_option(tmp_path: Path) -
         lake.pipeline("flat").run(Nested(), into="raw.flat", flatten=True)
         flat = lake.table("raw.flat").to_arrow().to_pylist()
         assert flat == [{"id": 1, "user_name": "ada", "user_geo_cc": "GB"}]
+
+
+class Gated(Source):
+    """Rows ``next..rows-1`` from the state; with a gate, waits for it before its batch."""
+
+    kind = "gated"
+
+    def __init__(self, rows: int, gate: Any = None, entered: Any = None) -> None:
+        self.rows, self.gate, self.entered = rows, gate, entered
+
+    def read(self, state: SourceState) -> Iterator[SourceBatch]:
+        start = int(state.get("next", 0))
+        if self.entered is not None:
+            self.entered.set()
+        if self.gate is not None:
+            assert self.gate.wait(30)
+        if start < self.rows:
+            yield SourceBatch(pa.table({"n": list(range(start, self.rows))}), {"next": self.rows})
+
+
+def test_a_second_concurrent_run_of_a_pipeline_commits_nothing_twice(lake: Lake) -> None:
+    import threading
+
+    from lakekit.errors import CommitConflictError
+
+    lake.pipeline("p").run(Gated(3), into="raw.n", progress=False)  # the table exists
+    gate, entered = threading.Event(), threading.Event()
+    failures: list[BaseException] = []
+
+    def slow_run() -> None:
+        try:
+            lake.pipeline("p").run(Gated(10, gate, entered), into="raw.n", progress=False)
+        except BaseException as exc:
+            failures.append(exc)
+
+    slow = threading.Thread(target=slow_run)
+    slow.start()
+    assert entered.wait(30), "the slow run read the committed state (next=3)"
+    fast = lake.pipeline("p").run(Gated(10), into="raw.n", progress=False)  # same state
+    gate.set()
+    slow.join(30)
+
+    assert fast.rows_out == 7
+    assert len(failures) == 1 and isinstance(failures[0], CommitConflictError)
+    assert "another run of this pipeline" in str(failures[0])
+    table = lake.table("raw.n")
+    assert sorted(table.to_arrow().column("n").to_pylist()) == list(range(10)), "no duplicate"
+    assert len(table.history()) == 2, "the losing run committed nothing"
+    referenced = {f.key for f in table.files()}
+    stored = {m.key for m in lake.store.list(table.location) if m.key.endswith(".parquet")}
+    assert stored == referenced, "the losing run's data files were deleted"
+    assert sorted(r.status for r in lake.runs()) == ["failed", "succeeded", "succeeded"]
+    again = lake.pipeline("p").run(Gated(10), into="raw.n", progress=False)
+    assert again.status == "nothing to do"

@@ -27,8 +27,10 @@ Guarantees:
 * **Run history.** Every run returns a :class:`~lakekit.pipelines.report.RunReport` and stores
   it (``lake.runs()``); a failed run stores a failed report and re-raises the error.
 
-Only one run of a pipeline should be active at a time: two concurrent runs of the same pipeline
-would both read from the same committed state.
+* **One run at a time.** Two concurrent runs of one pipeline would read the same committed
+  state; a commit is only made while no other run of the pipeline committed since this run
+  began (see :class:`_RunGuard`), so the later one fails with CommitConflictError instead of
+  loading rows twice.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
-from lakekit.errors import InvalidInputError, SchemaError
+from lakekit.errors import CommitConflictError, InvalidInputError, SchemaError
 from lakekit.identifiers import TableIdent, validate_name
 from lakekit.pipelines.report import RunReport, RunStatus, describe_error, list_runs, save_run
 from lakekit.pipelines.source import Source, SourceBatch, SourceState
@@ -51,7 +53,7 @@ from lakekit.pipelines.source import Source, SourceBatch, SourceState
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from lakekit.interfaces.catalog import JSONValue
+    from lakekit.interfaces.catalog import Catalog, JSONValue
     from lakekit.lake import Lake
     from lakekit.partition_spec import PartitionSpec
     from lakekit.pipelines.progress import Progress
@@ -287,6 +289,7 @@ class Pipeline:
                 source, ident, mode=mode, merge_on=merge_on, partition_by=partition_by,
                 contract=contract, lander=lander, batch_rows=batch_rows, options=options,
                 counters=counters, bar=bar, flatten=flatten, commit_every=commit_every,
+                run_id=run_id,
             )  # fmt: skip
         except BaseException as exc:
             bar.close()
@@ -318,8 +321,10 @@ class Pipeline:
         bar: Progress,
         flatten: bool | str = False,
         commit_every: float | None = None,
+        run_id: str = "",
     ) -> RunStatus:
-        committed: dict[str, JSONValue] = dict(self.state().items())
+        guard = _RunGuard(self.lake.catalog, f"pipelines/{self.name}/last_commit", run_id)
+        committed: dict[str, JSONValue] = dict(self.state().items())  # after the guard's read
         batches = source.read(SourceState(committed))
         try:
             items = _Peekable(
@@ -337,7 +342,7 @@ class Pipeline:
                 self._commit_group(
                     table, items, committed, mode=mode, merge_on=merge_on,
                     limit=None if single else batch_rows, options=options, counters=counters,
-                    max_seconds=None if single else commit_every,
+                    max_seconds=None if single else commit_every, guard=guard,
                 )  # fmt: skip
             return "succeeded"
         finally:
@@ -435,6 +440,7 @@ class Pipeline:
         options: WriteOptions | None,
         counters: _Counters,
         max_seconds: float | None = None,
+        guard: _RunGuard | None = None,
     ) -> None:
         import pyarrow as pa
 
@@ -473,12 +479,17 @@ class Pipeline:
             if group.quarantined:
                 self._quarantine(table.ident, group, _group_token(committed, entries))
             entries[self._marker_key] = None
+            if guard is not None:
+                entries[guard.key] = guard.next_value()
             return entries
 
         reader = pa.RecordBatchReader.from_batches(schema, rows())
         snapshot = table.write(
-            reader, mode=mode, on=merge_on, options=options, set_state=state_update
-        )
+            reader, mode=mode, on=merge_on, options=options, set_state=state_update,
+            precondition=None if guard is None else guard.check,
+        )  # fmt: skip
+        if guard is not None:
+            guard.committed()
         for key, value in group.state.items():
             if value is None:
                 committed.pop(key, None)
@@ -545,6 +556,42 @@ class Pipeline:
         name = TableIdent(ident.namespace, _quarantine_name(ident.name))
         target = self.lake.create_table(name, rows.schema, exist_ok=True)
         target.write(rows, mode="append", set_state=dict(state))
+
+
+class _RunGuard:
+    """Refuses a commit when another run of the same pipeline committed since this run began.
+
+    Two concurrent runs of one pipeline read the same committed state, so both would load the
+    same rows. Each commit writes ``key`` = ``{"run", "commits"}`` with its state, and is only
+    made (``Table.write(precondition=check)``) while ``key`` still holds what this run last saw;
+    a concurrent commit forces the table write to try again, and so to check again. The run
+    that finds the key changed raises :class:`CommitConflictError`, having committed nothing of
+    the batch at hand: the rows stay exactly once.
+    """
+
+    def __init__(self, catalog: Catalog, key: str, run_id: str) -> None:
+        self.catalog = catalog
+        self.key = key
+        self.run_id = run_id
+        self.commits = 0
+        self.expected = catalog.get_state(key)
+
+    def check(self) -> None:
+        current = self.catalog.get_state(self.key)
+        if current != self.expected:
+            other = current.get("run") if isinstance(current, dict) else current
+            raise CommitConflictError(
+                f"another run of this pipeline (run {other}) committed while this run "
+                f"({self.run_id}) was loading; this run's uncommitted rows were not loaded. "
+                "Run one pipeline run at a time; run again to continue from the new state"
+            )
+
+    def next_value(self) -> dict[str, JSONValue]:
+        return {"run": self.run_id, "commits": self.commits + 1}
+
+    def committed(self) -> None:
+        self.expected = self.next_value()
+        self.commits += 1
 
 
 def _quarantine_name(table: str) -> str:

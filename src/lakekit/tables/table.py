@@ -238,12 +238,19 @@ class Table:
         schema_mode: SchemaMode = "evolve",
         options: WriteOptions | None = None,
         set_state: StateUpdate | None = None,
+        precondition: Callable[[], None] | None = None,
     ) -> Snapshot:
         """Write ``data`` with ``mode`` as one atomic snapshot.
 
         ``set_state`` entries are committed to the catalog's state area in the same atomic step
         (for exactly-once pipelines: the data and the source cursor move together). It may be a
         callable, evaluated after ``data`` has been consumed.
+
+        ``precondition`` is called before every commit attempt (the first, and each retry
+        after a concurrent commit moved the table on); if it raises, nothing is committed,
+        this write's data files are deleted and the error propagates. Since a concurrent
+        commit always forces another attempt, a precondition that checks catalog state holds
+        at the moment of the commit (pipelines use it to refuse a second concurrent run).
 
         Raises:
             InvalidInputError: ``data`` is not Arrow-compatible or arguments are inconsistent.
@@ -296,16 +303,27 @@ class Table:
             resolved = set_state() if callable(set_state) else set_state
             plan = dataclasses.replace(plan, set_state=dict(resolved))
         return self._commit(plan, base_snapshot_id=None if base is None else base.snapshot_id,
-                            base_files=base_files)  # fmt: skip
+                            base_files=base_files, precondition=precondition)  # fmt: skip
 
     def _commit(
-        self, plan: _Plan, *, base_snapshot_id: int | None, base_files: Sequence[DataFile]
+        self,
+        plan: _Plan,
+        *,
+        base_snapshot_id: int | None,
+        base_files: Sequence[DataFile],
+        precondition: Callable[[], None] | None = None,
     ) -> Snapshot:
         """Commit ``plan`` onto the current snapshot, re-basing and retrying on lost races."""
         from lakekit.schema import evolve_schema
 
         base_keys = {f.key for f in base_files}
         for attempt in range(MAX_COMMIT_ATTEMPTS):
+            if precondition is not None:
+                try:
+                    precondition()
+                except BaseException:
+                    self._abandon(plan)
+                    raise
             metadata, state = self._load()
             current = state.current_snapshot
             files = () if current is None else read_manifest(self._store, current.manifest)
