@@ -433,3 +433,59 @@ def test_rows_are_the_same_with_and_without_row_origins(store: ObjectStore) -> N
 
     assert [b.data.to_pylist() for b in with_origins] == [b.data.to_pylist() for b in without]
     assert all(b.row_origins is None for b in without)
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["in-memory", "streamed"])
+@pytest.mark.parametrize(
+    ("name", "bad", "match"),
+    [
+        ("a.ndjson", b'{"n": 500,\n', r"in/a\.ndjson:{line}: invalid JSON"),
+        ("a.ndjson", b'{"n": "caf\xe9"}\n', r"in/a\.ndjson:{line}: not valid UTF-8"),
+        ("a.csv", b"500\n", r"in/a\.csv:{line}: expected 2 fields, got 1"),
+        ("a.csv", b"500,caf\xe9\n", r"in/a\.csv:{line}: not valid UTF-8"),
+    ],
+)
+def test_errors_deep_in_a_file_name_the_exact_line(
+    store: ObjectStore, streamed: bool, name: str, bad: bytes, match: str
+) -> None:
+    # Many chunks before the bad line: line numbers are counted lazily across chunks.
+    if name.endswith(".csv"):
+        head, good = b"# exported\nn,name\n", b"".join(b"%d,x\n" % n for n in range(700))
+        options = CsvOptions(skip_rows=1)
+        line = 2 + 700 + 1
+    else:
+        head, good = b"", b"".join(b'{"n": %d}\n' % n for n in range(700))
+        options = CsvOptions()
+        line = 700 + 1
+    store.put(f"in/{name}", head + good + bad + good)
+    sizes = {"max_buffer_bytes": 1, "raw_max_bytes": 0} if streamed else {}
+    source = FileSource(
+        store, "in/", csv=options, block_size=256, row_origins=False, **sizes
+    )  # fmt: skip
+
+    with pytest.raises(InvalidInputError, match=match.format(line=line)):
+        run(source)
+
+
+def test_declared_types_read_the_same_whether_parsed_directly_or_cast(
+    store: ObjectStore,
+) -> None:
+    schema = pa.schema([("ts", pa.timestamp("us")), ("n", pa.int32()), ("ok", pa.bool_())])
+    # ISO text, ints and booleans are parsed straight into the declared types; epoch numbers
+    # for a timestamp, numeric text for an int and 0/1 for a bool are read as JSON gives them
+    # and cast (the same values either way).
+    store.put(
+        "in/a.ndjson",
+        b'{"ts": "2024-01-01T00:00:01.5", "n": 7, "ok": true}\n'
+        b'{"ts": "2024-01-01 00:00:02", "n": 8, "ok": false}\n',
+    )
+    store.put("in/b.ndjson", b'{"ts": 3000000, "n": "9", "ok": 1}\n')
+
+    batches, _ = run(FileSource(store, "in/", schema=schema))
+
+    assert all(batch.data.schema == schema for batch in batches)
+    assert rows_of(batches) == [
+        {"ts": dt.datetime(2024, 1, 1, 0, 0, 1, 500000), "n": 7, "ok": True},
+        {"ts": dt.datetime(2024, 1, 1, 0, 0, 2), "n": 8, "ok": False},
+        {"ts": dt.datetime(1970, 1, 1, 0, 0, 3), "n": 9, "ok": True},
+    ]

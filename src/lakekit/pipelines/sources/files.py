@@ -81,7 +81,18 @@ _COMPRESSION_BY_EXTENSION = {".gz": "gzip", ".gzip": "gzip", ".zst": "zstd", ".z
 _STATE_PREFIX = "files/"
 _MIB = 1024 * 1024
 _PARSE_BLOCK = _MIB
-"""Text parsed per pyarrow block (blocks of one chunk are parsed on parallel threads)."""
+"""Smallest text parsed per pyarrow block (blocks of one chunk are parsed on parallel threads)."""
+
+
+def _parse_block(size: int) -> int | None:
+    """The pyarrow block size for parsing ``size`` bytes of text: one block per core (each
+    block becomes one batch, and every batch costs the table writer a fixed amount of work),
+    but not under ``_PARSE_BLOCK``; None when the text is too small to be worth splitting."""
+    import pyarrow as pa
+
+    if size <= 2 * _PARSE_BLOCK:
+        return None
+    return max(_PARSE_BLOCK, -(-size // pa.cpu_count()) + 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,10 +182,12 @@ class FileSource(Source):
     """
 
     kind: ClassVar[str] = "files"
-    read_ahead: int = 2
+    read_ahead: int = 8
     """Batches parsed ahead of the caller in a background thread (0: parse in the caller's
     thread). Parsing and writing then overlap (both release the GIL); batches are still yielded
-    in order and an error is raised only after every batch before it was yielded."""
+    in order and an error is raised only after every batch before it was yielded. Deep enough
+    that parsing goes on while a pipeline finishes its files and commits (with 2, parsing
+    stalled at every commit); it holds at most ``read_ahead * batch_rows`` parsed rows."""
 
     def __init__(
         self,
@@ -409,33 +422,44 @@ class FileSource(Source):
 
         quarantine = self.on_error == "quarantine"
         schema: pa.Schema | None = None
+        # Declared columns the JSON reader converts exactly as a cast of the inferred column
+        # would (the baseline: explicit types are parsed, not read as text and cast).
+        direct = [f for f in self.schema or () if _json_parses_directly(f.type)]
 
-        def parse(chunk: bytes) -> pa.Table:
-            options = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="infer")
-            if len(chunk) > 2 * _PARSE_BLOCK:  # blocks parsed on several threads ...
-                with contextlib.suppress(pa.ArrowException):  # ... unless their types differ
-                    return pj.read_json(
-                        io.BytesIO(chunk),
-                        read_options=pj.ReadOptions(block_size=_PARSE_BLOCK),
-                        parse_options=options,
-                    )
+        def read(chunk: bytes, explicit: pa.Schema | None, block_size: int) -> pa.Table:
             return pj.read_json(
-                io.BytesIO(chunk),
-                read_options=pj.ReadOptions(block_size=len(chunk) + 1),
-                parse_options=options,
+                _arrow_input(chunk),
+                read_options=pj.ReadOptions(block_size=block_size),
+                parse_options=pj.ParseOptions(
+                    explicit_schema=explicit, unexpected_field_behavior="infer"
+                ),
             )
 
-        for first_line, block in _line_chunks(stream, self.block_size):
+        def parse_as(chunk: bytes, explicit: pa.Schema | None) -> pa.Table:
+            block = _parse_block(len(chunk))
+            if block is not None:  # blocks parsed on several threads ...
+                with contextlib.suppress(pa.ArrowException):  # ... unless their types differ
+                    return read(chunk, explicit, block)
+            return read(chunk, explicit, len(chunk) + 1)
+
+        def parse(chunk: bytes) -> pa.Table:
+            if direct:
+                known = [] if schema is None else list(schema)
+                with contextlib.suppress(pa.ArrowException):  # e.g. a number for a timestamp
+                    return parse_as(chunk, pa.schema(known + direct))
+            return parse_as(chunk, schema)
+
+        for line_of, block in _line_chunks(stream, self.block_size):
             chunk = block
             if quarantine:
-                chunk = _drop_lines(key, first_line, chunk, _utf8_error, rejects)
+                chunk = _drop_lines(key, line_of(), chunk, _utf8_error, rejects)
             else:
-                _check_utf8(key, first_line, chunk)
+                _check_utf8(key, line_of, chunk)
             # Line numbers are only needed for row origins and errors: counting them costs
             # more than parsing on clean input, so skip it when nobody asks for origins.
             lines: list[int] | None = None
             if self.row_origins or quarantine:
-                lines = _line_numbers(first_line, chunk)
+                lines = _line_numbers(line_of(), chunk)
                 if not lines:
                     continue
             elif not _has_content(chunk, _JSON_CONTENT):
@@ -444,13 +468,13 @@ class FileSource(Source):
                 table = parse(chunk)
             except pa.ArrowException as exc:
                 if lines is None:
-                    lines = _line_numbers(first_line, chunk)
+                    lines = _line_numbers(line_of(), chunk)
                 if not quarantine:
-                    _locate_json_error(key, first_line, chunk)
+                    _locate_json_error(key, line_of(), chunk)
                     table = self._ndjson_fallback(key, chunk, lines, exc)
                 else:  # drop the bad lines, then parse what is left
-                    chunk = _drop_lines(key, first_line, chunk, _json_line_error, rejects)
-                    lines = _line_numbers(first_line, chunk)
+                    chunk = _drop_lines(key, line_of(), chunk, _json_line_error, rejects)
+                    lines = _line_numbers(line_of(), chunk)
                     if not lines:
                         continue
                     try:
@@ -508,32 +532,34 @@ class FileSource(Source):
         types: dict[str, pa.DataType] = {}
         if self.schema is not None:
             types = {field.name: field.type for field in self.schema}
-        for chunk_line, chunk_data in _line_chunks(stream, self.block_size):
-            first_line, chunk = chunk_line, chunk_data
-            if first_line == 1 and chunk.startswith(b"\xef\xbb\xbf"):
-                chunk = chunk[3:]
+        first_chunk = True
+        for chunk_line_of, chunk_data in _line_chunks(stream, self.block_size):
+            line_of, chunk = chunk_line_of, chunk_data
+            if first_chunk:
+                first_chunk = False
+                if chunk.startswith(b"\xef\xbb\xbf"):
+                    chunk = chunk[3:]
             if not quarantine:
-                _check_utf8(key, first_line, chunk)
+                _check_utf8(key, line_of, chunk)
             if skip_lines or need_header:  # cut skipped lines and the header off the front
-                offset = 0  # chunks are whole lines: each ends with a newline
+                offset = cut_lines = 0  # chunks are whole lines: each ends with a newline
                 while skip_lines and offset < len(chunk):
                     offset = chunk.index(b"\n", offset) + 1
                     skip_lines -= 1
-                    first_line += 1
+                    cut_lines += 1
                 if not skip_lines and need_header and offset < len(chunk):
                     need_header = False
                     end = chunk.index(b"\n", offset)
                     if names is None:
                         header = chunk[offset:end]
-                        _check_utf8(key, first_line, header)  # no header, no file
+                        _check_utf8(key, _shifted(line_of, cut_lines), header)  # no header, no file
                         names = next(self._csv_reader([header.decode().rstrip("\r")]))
                     offset = end + 1
-                    first_line += 1
+                    cut_lines += 1
                 if offset:
                     chunk = chunk[offset:]
-            parsed = self._csv_chunk(
-                key, first_line, chunk, names=names, types=types, rejects=rejects
-            )
+                    line_of = _shifted(line_of, cut_lines)
+            parsed = self._csv_chunk(key, line_of, chunk, names=names, types=types, rejects=rejects)
             if parsed is None:
                 continue
             table, lines = parsed
@@ -546,7 +572,7 @@ class FileSource(Source):
     def _csv_chunk(
         self,
         key: str,
-        first_line: int,
+        line_of: Callable[[], int],
         chunk: bytes,
         *,
         names: list[str] | None,
@@ -559,10 +585,10 @@ class FileSource(Source):
 
         quarantine = self.on_error == "quarantine"
         if quarantine:
-            chunk = _drop_lines(key, first_line, chunk, _utf8_error, rejects)
+            chunk = _drop_lines(key, line_of(), chunk, _utf8_error, rejects)
         lines: list[int] | None = None
         if self.row_origins or quarantine:  # see _decode_ndjson: only counted when needed
-            lines = _line_numbers(first_line, chunk, blank=b"\r")
+            lines = _line_numbers(line_of(), chunk, blank=b"\r")
             if not lines:
                 return None
         elif not _has_content(chunk, _CSV_CONTENT):
@@ -571,21 +597,21 @@ class FileSource(Source):
             return self._parse_csv(chunk, names, types), lines
         except pa.ArrowException as exc:
             if lines is None:
-                lines = _line_numbers(first_line, chunk, blank=b"\r")
+                lines = _line_numbers(line_of(), chunk, blank=b"\r")
             parts = chunk.split(b"\n")[:-1]
             if not quarantine:
-                self._csv_failure(key, first_line, parts, names=names, lines=lines, exc=exc)
+                self._csv_failure(key, line_of(), parts, names=names, lines=lines, exc=exc)
         # Quarantine: drop the lines with a wrong number of fields, then parse what is left.
         check = self._csv_width_error(len(names) if names is not None else self._csv_width(parts))
-        chunk = _drop_lines(key, first_line, chunk, check, rejects)
+        chunk = _drop_lines(key, line_of(), chunk, check, rejects)
         parts = chunk.split(b"\n")[:-1]
-        lines = [first_line + n for n, text in enumerate(parts) if text.strip(b"\r")]
+        lines = [line_of() + n for n, text in enumerate(parts) if text.strip(b"\r")]
         if not lines:
             return None
         try:
             return self._parse_csv(chunk, names, types), lines
         except pa.ArrowException as again:
-            self._csv_failure(key, first_line, parts, names=names, lines=lines, exc=again)
+            self._csv_failure(key, line_of(), parts, names=names, lines=lines, exc=again)
 
     def _parse_csv(
         self, chunk: bytes, names: list[str] | None, types: dict[str, pa.DataType]
@@ -607,14 +633,15 @@ class FileSource(Source):
         )
         # Blocks are parsed on several threads, but types are inferred from the first block
         # only: when a later block does not fit them, parse the chunk as one block.
-        block_sizes = [_PARSE_BLOCK, len(chunk) + 1] if len(chunk) > 2 * _PARSE_BLOCK else []
+        block = _parse_block(len(chunk))
+        block_sizes = [block, len(chunk) + 1] if block is not None else []
         for block_size in block_sizes or [len(chunk) + 1]:
             read_options = pc.ReadOptions(
                 column_names=names, autogenerate_column_names=names is None, block_size=block_size
             )
             try:
                 return pc.read_csv(
-                    io.BytesIO(chunk),
+                    _arrow_input(chunk),
                     read_options=read_options,
                     parse_options=parse_options,
                     convert_options=convert_options,
@@ -690,7 +717,7 @@ class FileSource(Source):
         import pyarrow as pa
 
         data = stream.read()
-        _check_utf8(key, 1, data)
+        _check_utf8(key, _known_line(1), data)
         try:
             value = json.loads(data)
         except json.JSONDecodeError as exc:
@@ -834,9 +861,17 @@ class _Checked(io.RawIOBase):
         super().close()
 
 
-def _line_chunks(stream: IO[bytes], block_size: int) -> Iterator[tuple[int, bytes]]:
-    """Split ``stream`` into chunks of whole lines (about ``block_size`` bytes each), with the
-    1-based number of each chunk's first line."""
+LineOf = Callable[[], int]
+"""The 1-based line number of a chunk's first line, computed when called (see _LineCounter)."""
+
+
+def _line_chunks(stream: IO[bytes], block_size: int) -> Iterator[tuple[LineOf, bytes]]:
+    """Split ``stream`` into chunks of whole lines (about ``block_size`` bytes each), each with
+    a callable giving the number of its first line.
+
+    Line numbers only matter for errors and row origins, so in-memory files count them only
+    when asked (counting costs as much as a tenth of parsing); streamed files count as they go.
+    """
     if isinstance(stream, io.BytesIO):  # in memory: slice the bytes (one copy, not three)
         yield from _memory_line_chunks(stream, block_size)
         return
@@ -852,18 +887,18 @@ def _line_chunks(stream: IO[bytes], block_size: int) -> Iterator[tuple[int, byte
             continue
         chunk = b"".join([*rest, data[: cut + 1]]) if rest else data[: cut + 1]
         rest = [data[cut + 1 :]] if cut + 1 < len(data) else []
-        yield line, chunk
+        yield _known_line(line), chunk
         line += chunk.count(b"\n")
     if rest:
-        yield line, b"".join(rest) + b"\n"
+        yield _known_line(line), b"".join(rest) + b"\n"
 
 
-def _memory_line_chunks(stream: io.BytesIO, block_size: int) -> Iterator[tuple[int, bytes]]:
+def _memory_line_chunks(stream: io.BytesIO, block_size: int) -> Iterator[tuple[LineOf, bytes]]:
     """:func:`_line_chunks` of an in-memory stream (from its position to its end)."""
     data = stream.getvalue()  # the BytesIO's own bytes object when it was built from bytes
     start = stream.tell()
     stream.seek(0, io.SEEK_END)
-    line = 1
+    counter = _LineCounter(data)
     while start < len(data):
         end = start + block_size
         cut = len(data) - 1 if end >= len(data) else data.rfind(b"\n", start, end)
@@ -873,18 +908,46 @@ def _memory_line_chunks(stream: io.BytesIO, block_size: int) -> Iterator[tuple[i
         chunk = data[start : cut + 1]
         if not chunk.endswith(b"\n"):
             chunk += b"\n"
-        yield line, chunk
-        line += chunk.count(b"\n")
+        yield functools.partial(counter.line_at, start), chunk
         start = cut + 1
 
 
-def _check_utf8(key: str, first_line: int, chunk: bytes) -> None:
+class _LineCounter:
+    """1-based line numbers of byte offsets of ``data``, counted on demand from the last offset
+    asked about, so asking in increasing order counts each byte at most once."""
+
+    __slots__ = ("_data", "_line", "_offset")
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+        self._offset = 0
+        self._line = 1
+
+    def line_at(self, offset: int) -> int:
+        if offset >= self._offset:
+            self._line += self._data.count(b"\n", self._offset, offset)
+        else:
+            self._line -= self._data.count(b"\n", offset, self._offset)
+        self._offset = offset
+        return self._line
+
+
+def _known_line(line: int) -> LineOf:
+    return lambda: line
+
+
+def _shifted(line_of: LineOf, lines: int) -> LineOf:
+    """``line_of`` moved ``lines`` lines down (after cutting lines off a chunk's front)."""
+    return lambda: line_of() + lines
+
+
+def _check_utf8(key: str, line_of: LineOf, chunk: bytes) -> None:
     if chunk.isascii():  # ASCII is UTF-8; this check costs a fraction of decoding
         return
     try:
         chunk.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = first_line + chunk.count(b"\n", 0, exc.start)
+        line = line_of() + chunk.count(b"\n", 0, exc.start)
         column = exc.start - (chunk.rfind(b"\n", 0, exc.start) + 1) + 1
         raise InvalidInputError(
             f"{key}:{line}: not valid UTF-8 (byte {chunk[exc.start]:#04x} at column {column}); "
@@ -1003,6 +1066,26 @@ def _suffix(key: str) -> str:
         return ""
     compressed = len(parts) >= 2 and f".{parts[-1].lower()}" in _COMPRESSION_BY_EXTENSION
     return "." + ".".join(parts[-2:] if compressed else parts[-1:])
+
+
+def _arrow_input(data: bytes) -> IO[Any]:
+    """``data`` as a pyarrow input stream: zero-copy, and read without holding the GIL (a
+    Python file object makes pyarrow call back into Python for every read)."""
+    import pyarrow as pa
+
+    return cast("IO[Any]", pa.BufferReader(pa.py_buffer(data)))
+
+
+def _json_parses_directly(type_: pa.DataType) -> bool:
+    """Whether pyarrow's JSON reader, told this type, reads exactly what reading the inferred
+    type and casting gives (integers, booleans, timestamps without a zone), or else fails."""
+    import pyarrow as pa
+
+    return (
+        pa.types.is_integer(type_)
+        or pa.types.is_boolean(type_)
+        or (pa.types.is_timestamp(type_) and type_.tz is None)
+    )
 
 
 def _known_types(schema: pa.Schema, exclude: Iterable[str] = ()) -> pa.Schema:
