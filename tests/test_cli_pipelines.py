@@ -112,7 +112,10 @@ def test_ingest_refuses_flags_of_another_source_kind_with_status_2(
     assert "--table applies to --sql sources" in capsys.readouterr().err
     argv = ["ingest", "e", "--into", "raw.e", "--http", "http://127.0.0.1:9/x"]
     assert main([*argv, "--on-error", "quarantine", "--lake", lake_url]) == 2
-    assert "--files sources only" in capsys.readouterr().err
+    assert "--on-error applies to --files sources, not --http" in capsys.readouterr().err
+    argv = ["ingest", "e", "--into", "raw.e", "--files", "landing/", "--follow"]
+    assert main([*argv, "--lake", lake_url]) == 2
+    assert "--follow applies to --stream sources" in capsys.readouterr().err
 
 
 def test_transform_materialises_a_query_partitioned(
@@ -162,3 +165,73 @@ def test_python_dash_m_lakekit_runs_an_ingest(lake_url: str, tmp_path: Path) -> 
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["rows_out"] == 2
     assert "\r" not in done.stderr  # no progress line when stderr is not a terminal
+
+
+def test_ingest_csv_dialect_flags(
+    tmp_path: Path, lake_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with lakekit.connect(lake_url) as lake:
+        lake.store.put("semi/a.csv", b"exported by app\n1;ann\n2;NA\n")
+    argv = ["ingest", "s", "--into", "raw.s", "--files", "semi/", "--delimiter", ";"]
+    argv += ["--no-header", "--skip-rows", "1", "--null-value", "NA", "--lake", lake_url]
+    assert main(argv) == 0
+    capsys.readouterr()
+    with lakekit.connect(lake_url) as lake:
+        rows = lake.table("raw.s").to_arrow().sort_by("f0").to_pylist()
+    assert rows == [{"f0": 1, "f1": "ann"}, {"f0": 2, "f1": None}]
+
+
+def test_ingest_sql_backfill_bounds(
+    lake_url: str, sqlite_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["ingest", "u", "--into", "raw.u", "--sql", sqlite_url, "--table", "users"]
+    argv += ["--cursor", "id", "--start", "2", "--end", "5", "--lake", lake_url]
+    assert main(argv) == 0
+    capsys.readouterr()
+    assert ids(lake_url, "raw.u") == [2, 3, 4]
+
+
+def test_ingest_a_stream_into_a_table(lake_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with lakekit.connect(lake_url) as lake:
+        for i in range(4):
+            lake.stream("clicks").publish_json({"id": i}, key=str(i))
+    argv = ["ingest", "clicks", "--into", "raw.clicks", "--stream", "clicks", "--lake", lake_url]
+    assert main(argv) == 0
+    assert "rows out     4" in capsys.readouterr().out
+    assert ids(lake_url, "raw.clicks") == [0, 1, 2, 3]
+    assert main(argv) == 0  # exactly once: nothing new
+    assert "status       nothing to do" in capsys.readouterr().out
+    with lakekit.connect(lake_url) as lake:  # the group (named after the pipeline) followed
+        assert sum(lake.stream("clicks").committed("clicks").values()) == 4
+
+
+def test_ingest_with_a_contract_from_a_module(
+    tmp_path: Path,
+    lake_url: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    (tmp_path / "cli_models.py").write_text(
+        "from pydantic import BaseModel\n\n\nclass Event(BaseModel):\n    id: int\n    day: str\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    argv = ["ingest", "e", "--into", "raw.e", "--files", "landing/", "--on-error", "quarantine"]
+    argv += ["--contract", "cli_models:Event", "--policy", "freeze", "--lake", lake_url]
+    assert main(argv) == 0
+    assert "rows out     3" in capsys.readouterr().out
+    assert main(["ingest", "x", "--into", "raw.x", "--files", "landing/", "--contract",
+                 "cli_models:Nope", "--lake", lake_url]) == 2  # fmt: skip
+    assert "cannot import it" in capsys.readouterr().err
+    assert main(["ingest", "x", "--into", "raw.x", "--files", "landing/", "--policy",
+                 "discard", "--lake", lake_url]) == 2  # fmt: skip
+    assert "--policy applies to a --contract" in capsys.readouterr().err
+
+
+def test_ingest_http_header_flag_must_be_name_colon_value(
+    lake_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["ingest", "h", "--into", "raw.h", "--http", "http://127.0.0.1:9/x"]
+    assert main([*argv, "--header", "Authorization Bearer abc", "--lake", lake_url]) == 2
+    err = capsys.readouterr().err
+    assert "--header takes 'Name: value'" in err
+    assert "abc" not in err, "header values may be secrets"
