@@ -14,6 +14,7 @@ import pytest
 
 import lakekit
 from lakekit.cli import main
+from servers.postgres import PostgresServer
 
 
 @pytest.fixture
@@ -235,3 +236,35 @@ def test_ingest_http_header_flag_must_be_name_colon_value(
     err = capsys.readouterr().err
     assert "--header takes 'Name: value'" in err
     assert "abc" not in err, "header values may be secrets"
+
+
+@pytest.mark.postgres
+def test_ingest_sql_bounds_are_typed_for_the_database(
+    lake_url: str, postgres_server: PostgresServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import uuid
+
+    import sqlalchemy as sa
+
+    url = postgres_server.url
+    table = f"cli_{uuid.uuid4().hex[:8]}"
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(sa.text(f"CREATE TABLE {table} (id int, at timestamptz)"))
+            connection.execute(
+                sa.text(f"INSERT INTO {table} VALUES (:id, :at)"),
+                [{"id": i, "at": f"2026-01-0{i}T00:00:00+00:00"} for i in range(1, 6)],
+            )
+        source = ["--sql", url, "--table", table, "--lake", lake_url]
+        by_id = ["ingest", "a", "--into", "raw.a", *source, "--cursor", "id"]
+        assert main([*by_id, "--start", "2", "--end", "4"]) == 0
+        assert ids(lake_url, "raw.a") == [2, 3]
+        by_time = ["ingest", "b", "--into", "raw.b", *source, "--cursor", "at"]
+        assert main([*by_time, "--start", "2026-01-04T00:00:00+00:00"]) == 0
+        capsys.readouterr()
+        assert ids(lake_url, "raw.b") == [4, 5]
+    finally:
+        with engine.begin() as connection:
+            connection.execute(sa.text(f"DROP TABLE {table}"))
+        engine.dispose()

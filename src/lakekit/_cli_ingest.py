@@ -193,7 +193,7 @@ def _source(args: argparse.Namespace, lake: Lake) -> Source:
         lag = None if args.lag is None else timedelta(seconds=args.lag)
         return SqlSource(
             args.sql, table=args.table, query=args.query, cursor=args.cursor, lag=lag,
-            start=args.start, end=args.end,
+            start=_cursor_value(args.start), end=_cursor_value(args.end),
         )  # fmt: skip
     if kind == "http":
         from lakekit.pipelines.sources.http import HttpSource
@@ -226,6 +226,20 @@ def _file_source(args: argparse.Namespace, lake: Lake) -> Source:
         lake.store, args.files, pattern=args.pattern, format=args.format,
         on_error=args.on_error or "raise", csv=CsvOptions(**dialect),
     )  # fmt: skip
+
+
+def _cursor_value(text: str | None) -> Any:
+    """``--start``/``--end`` as the cursor's type: an int, an ISO date or timestamp, or text."""
+    if text is None:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return text
 
 
 def _headers(values: list[str]) -> dict[str, str]:
