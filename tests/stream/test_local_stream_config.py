@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 import zlib
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import lakekit
-from lakekit.adapters.local import _segment_log
+from lakekit.adapters.local import _segment_log, _stream_groups
 from lakekit.adapters.local.stream import LocalStream, LocalStreamSettings
 from lakekit.errors import ConfigurationError, InvalidInputError
 from lakekit.interfaces.stream import Message, Stream
@@ -164,19 +165,82 @@ def test_commits_are_checked_against_the_stream(open_stream: OpenStream) -> None
     assert stream.committed("g") == {}
 
 
-def test_commits_replace_the_offsets_file_atomically(
+def test_a_commit_torn_by_a_crash_leaves_the_previous_offsets(
     open_stream: OpenStream, tmp_path: Path
 ) -> None:
     stream = open_stream(partitions=2)
     stream.publish_many([Message(b"v", b"a"), Message(b"v", b"b"), Message(b"v", b"c")])
     latest = stream.offsets("latest")
-    group_dir = tmp_path / "events" / "groups" / "g"
-    group_dir.mkdir(parents=True)
-    (group_dir / ".offsets.0123.tmp").write_bytes(b"{half a commit")  # a crashed committer
     stream.adapter.commit("g", {0: latest[0]})
-    stream.adapter.commit("g", {1: latest[1]})
-    assert stream.committed("g") == latest
-    assert sorted(p.name for p in group_dir.iterdir() if p.name.startswith(".")) == []
+    log = tmp_path / "events" / "groups" / "g" / "offsets.log"
+    entry = log.stat().st_size
+    assert entry == 8 + 8 * 2  # crc, magic, partitions x i64
+    with log.open("ab") as fh:  # a committer killed in the middle of its entry
+        fh.write(log.read_bytes()[:11])
+    other = open_stream(partitions=2)  # as another process
+    assert other.committed("g") == {0: latest[0]}
+    other.adapter.commit("g", {1: latest[1]})  # cuts the torn entry, then appends
+    assert log.stat().st_size == 2 * entry
+    assert stream.committed("g") == other.committed("g") == latest
+    with log.open("r+b") as fh:  # damage in the last entry: the one before holds
+        fh.seek(entry + 10)
+        fh.write(b"\xff")
+    assert open_stream(partitions=2).committed("g") == {0: latest[0]}
+
+
+def test_the_commit_log_is_compacted_and_other_processes_follow(
+    open_stream: OpenStream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_stream_groups, "_COMPACT_BYTES", 200)
+    stream = open_stream(partitions=1)
+    stream.publish_many([b"v"] * 50)
+    other = open_stream(partitions=1)  # as another process
+    log = tmp_path / "events" / "groups" / "g" / "offsets.log"
+    sizes = []
+    for offset in range(1, 51):
+        (stream if offset % 2 else other).adapter.commit("g", {0: offset})
+        sizes.append(log.stat().st_size)
+        assert stream.committed("g") == other.committed("g") == {0: offset}
+    assert max(sizes) <= 200
+    compactions = sum(after < before for before, after in itertools.pairwise(sizes))
+    assert compactions >= 3  # each replaced the log by a one-entry file
+    assert [p.name for p in log.parent.iterdir() if p.name.startswith(".")] == []
+
+
+def test_fsync_policies_apply_to_commits(
+    open_stream: OpenStream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[int] = []
+    real = _stream_groups._fdatasync
+
+    def counting(fd: int) -> None:
+        calls.append(fd)
+        real(fd)
+
+    monkeypatch.setattr(_stream_groups, "_fdatasync", counting)
+    always = open_stream("always", partitions=1, fsync="always")
+    always.publish(b"v")
+    for _ in range(3):
+        always.adapter.commit("g", {0: 1})
+    assert len(calls) == 3  # each commit is on disk before it returns
+
+    calls.clear()
+    batch = open_stream("batch", partitions=1, fsync="batch", fsync_interval_ms=20)
+    batch.publish(b"v")
+    for _ in range(5):
+        batch.adapter.commit("g", {0: 1})
+    deadline = time.monotonic() + 5
+    while not calls and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(calls) == 1  # five commits in one interval share one fdatasync
+
+    calls.clear()
+    never = open_stream("never", partitions=1, fsync="never")
+    never.publish(b"v")
+    never.adapter.commit("g", {0: 1})
+    never.close()
+    assert calls == []
+    assert open_stream("never", partitions=1).committed("g") == {0: 1}
 
 
 def test_a_closed_stream_refuses_work(open_stream: OpenStream) -> None:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import struct
 import threading
 import time
-import zlib
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import google_crc32c
 import pytest
 
 from lakekit.errors import LakekitError
@@ -24,29 +24,67 @@ def values(stream: Stream, partition: int = 0) -> list[bytes]:
     return [r.value for r in stream.replay() if r.partition == partition]
 
 
-def test_frames_on_disk_follow_the_documented_format(
+def test_batch_frames_on_disk_follow_the_documented_format(
     open_stream: OpenStream, segments: Segments
 ) -> None:
     stream = open_stream(partitions=1)
     ts = T0 + timedelta(milliseconds=5)
     stream.publish(b"the value", key=b"k1", headers={"h": "v"}, timestamp=ts)
-    stream.publish(b"second")
+    stream.publish_many([b"second", b"third!"])
     [segment] = segments(0)
     assert segment.name == "00000000000000000000.log"
     data = segment.read_bytes()
+
     body_len, crc = struct.unpack_from(">II", data, 0)
     body = data[8 : 8 + body_len]
-    assert zlib.crc32(body) == crc
-    magic, offset, ts_ms, key_len, headers_len = struct.unpack_from(">HqqiI", body, 0)
-    assert (magic, offset, key_len) == (0xA71B, 0, 2)
-    assert ts_ms == int(ts.timestamp() * 1000)
-    assert body[26:28] == b"k1"
-    assert body[28 : 28 + headers_len] == b'{"h":"v"}'
-    assert body[28 + headers_len :] == b"the value"
+    assert google_crc32c.value(body) == crc
+    magic, flags, base, count, base_ts, max_ts = struct.unpack_from(">HHqIqq", body, 0)
+    assert (magic, flags, base, count) == (0xA72B, 0x8 | 0x4, 0, 1)  # shared key + headers
+    assert base_ts == max_ts == int(ts.timestamp() * 1000)
+    assert struct.unpack_from(">I", body, 32) == (2,)
+    assert body[36:38] == b"k1"
+    assert struct.unpack_from(">II", body, 38) == (9, 9)  # header length, value length
+    assert body[46:] == b'{"h":"v"}the value'
+
     second = data[8 + body_len :]
-    assert struct.unpack_from(">HqqiI", second, 8)[1::2] == (1, -1)  # offset 1, no key
+    body_len, crc = struct.unpack_from(">II", second, 0)
+    body = second[8 : 8 + body_len]
+    assert google_crc32c.value(body) == crc and len(second) == 8 + body_len
+    assert struct.unpack_from(">HHqI", body, 0) == (0xA72B, 0, 1, 2)  # no key, no headers
+    assert struct.unpack_from(">II", body, 32) == (6, 6)
+    assert body[40:] == b"secondthird!"
+    stream.close()  # the active segment's index is completed on close (else <= 1 MiB late)
     index = segment.with_suffix(".idx").read_bytes()
-    assert struct.unpack(">qqq", index[:24]) == (0, 0, -(2**63))
+    assert struct.unpack(">qqq", index) == (0, 0, -(2**63))
+
+
+def test_per_record_keys_and_timestamps_are_stored_as_columns(
+    open_stream: OpenStream, segments: Segments
+) -> None:
+    stream = open_stream(partitions=1)
+    stamps = [T0 + timedelta(milliseconds=ms) for ms in (30, 10, 20)]
+    messages = [
+        Message(b"a", b"x", {}, stamps[0]),
+        Message(b"bb", None, {}, stamps[1]),
+        Message(b"", b"", {}, stamps[2]),
+    ]
+    assert [p.offset for p in stream.publish_many(messages)] == [0, 1, 2]
+    data = segments(0)[0].read_bytes()
+    body = data[8:]
+    _magic, flags, _base, count, base_ts, max_ts = struct.unpack_from(">HHqIqq", body, 0)
+    assert (flags, count) == (0x1 | 0x2, 3)  # per-record timestamps and keys
+    ms = [int(t.timestamp() * 1000) for t in stamps]
+    assert (base_ts, max_ts) == (ms[0], max(ms))
+    assert list(struct.unpack_from(">3q", body, 32)) == ms
+    assert struct.unpack_from(">3i", body, 56) == (1, -1, 0)
+    assert struct.unpack_from(">3I", body, 68) == (1, 2, 0)
+    assert body[80:] == b"x" + b"abb"
+    records = stream.read(0)
+    assert [(r.key, r.value, r.timestamp) for r in records] == [
+        (b"x", b"a", stamps[0]),
+        (None, b"bb", stamps[1]),
+        (b"", b"", stamps[2]),
+    ]
 
 
 def test_a_torn_write_is_cut_off_when_the_stream_is_reopened(
@@ -114,7 +152,8 @@ def test_damage_before_valid_records_is_reported_not_skipped(
     open_stream: OpenStream, segments: Segments
 ) -> None:
     stream = open_stream(partitions=1)
-    stream.publish_many([f"value-{i}".encode() for i in range(10)])
+    for i in range(10):
+        stream.publish(f"value-{i}".encode())  # one frame each
     stream.close()
     segment = segments(0)[-1]
     _flip_byte(segment, b"value-3")
@@ -125,18 +164,36 @@ def test_damage_before_valid_records_is_reported_not_skipped(
     assert "value-4" in segment.read_bytes().decode(errors="replace")  # nothing was cut
 
 
+def test_a_damaged_batch_is_reported_whole_never_in_part(
+    open_stream: OpenStream, segments: Segments
+) -> None:
+    stream = open_stream(partitions=1)
+    stream.publish_many([b"before"])
+    stream.publish_many([f"batch-{i}".encode() for i in range(5)])  # one frame, offsets 1..5
+    stream.publish_many([b"after"])
+    stream.close()
+    segment = segments(0)[-1]
+    _flip_byte(segment, b"batch-3")  # the frame's CRC-32C no longer matches
+    with pytest.raises(LakekitError, match=r"record offset 1\).*checksum mismatch"):
+        open_stream(partitions=1)
+    segment.with_suffix(".idx").write_bytes(b"")
+    with pytest.raises(LakekitError, match="record offset 1"):
+        open_stream(partitions=1)  # also when scanning without an index
+
+
 def test_damage_deep_in_a_segment_fails_the_read_that_reaches_it(
     open_stream: OpenStream, segments: Segments
 ) -> None:
     stream = open_stream(partitions=1)
-    stream.publish_many([f"value-{i:03d}".encode() + b"." * 200 for i in range(100)])
+    for batch in range(10):  # frames of 10 records, each over one index interval
+        stream.publish_many([f"value-{batch}{i}".encode() + b"." * 500 for i in range(10)])
     stream.close()
     segment = segments(0)[-1]
-    _flip_byte(segment, b"value-005")
+    _flip_byte(segment, b"value-55")
     reopened = open_stream(partitions=1)  # the tail is intact: opening works
-    assert [r.offset for r in reopened.read(0, 0, 5)] == [0, 1, 2, 3, 4]
-    with pytest.raises(LakekitError, match=r"record offset 5\).*checksum"):
-        reopened.read(0, 0, 10)
+    assert [r.offset for r in reopened.read(0, 0, 50)] == list(range(50))
+    with pytest.raises(LakekitError, match=r"record offset 50\).*checksum"):
+        reopened.read(0, 45, 10)
     assert [r.offset for r in reopened.read(0, 60, 3)] == [60, 61, 62]
 
 
@@ -289,7 +346,8 @@ def test_a_damaged_last_record_counts_as_a_torn_tail(
     open_stream: OpenStream, segments: Segments
 ) -> None:
     stream = open_stream(partitions=1)
-    stream.publish_many([b"first", b"second", b"last-one"])
+    stream.publish_many([b"first", b"second"])
+    stream.publish_many([b"last-one", b"last-two"])  # one frame
     stream.close()
     _flip_byte(segments(0)[-1], b"last-one")  # indistinguishable from a power-loss tail
     reopened = open_stream(partitions=1)

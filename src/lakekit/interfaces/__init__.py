@@ -26,6 +26,7 @@ from lakekit.interfaces.query_engine import QueryEngine, QueryEngineAdapter, Que
 from lakekit.interfaces.stream import (
     Consumer,
     Message,
+    PositionRange,
     Record,
     RecordPosition,
     Stream,
@@ -46,6 +47,7 @@ __all__ = [
     "ObjectMeta",
     "ObjectStore",
     "ObjectStoreAdapter",
+    "PositionRange",
     "PutMode",
     "QueryEngine",
     "QueryEngineAdapter",

@@ -22,12 +22,20 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, overload
 
 from lakekit.capabilities import Capability, require
 from lakekit.errors import InvalidInputError
 
-__all__ = ["Consumer", "Message", "Record", "RecordPosition", "Stream", "StreamAdapter"]
+__all__ = [
+    "Consumer",
+    "Message",
+    "PositionRange",
+    "Record",
+    "RecordPosition",
+    "Stream",
+    "StreamAdapter",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +53,69 @@ class Message:
 class RecordPosition:
     partition: int
     offset: int
+
+
+class PositionRange(Sequence[RecordPosition]):
+    """The positions of ``length`` consecutive offsets of one partition, from ``first_offset``.
+
+    What a batch append returns (:meth:`Stream.publish_values`): a sequence of
+    :class:`RecordPosition` built on access, so a large batch does not cost one object per
+    record. Compares equal to any sequence of the same positions (a list, a tuple).
+    """
+
+    __slots__ = ("first_offset", "length", "partition")
+
+    def __init__(self, partition: int, first_offset: int, length: int) -> None:
+        if length < 0:
+            raise InvalidInputError(f"length must be >= 0, got {length}")
+        self.partition = partition
+        self.first_offset = first_offset
+        self.length = length
+
+    @property
+    def offsets(self) -> range:
+        """The offsets, in order."""
+        return range(self.first_offset, self.first_offset + self.length)
+
+    def __len__(self) -> int:
+        return self.length
+
+    @overload
+    def __getitem__(self, index: int) -> RecordPosition: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> PositionRange: ...
+
+    def __getitem__(self, index: int | slice) -> RecordPosition | PositionRange:
+        if isinstance(index, slice):
+            picked = self.offsets[index]
+            if picked.step != 1:
+                raise InvalidInputError("PositionRange slices take no step")
+            return PositionRange(self.partition, picked.start, len(picked))
+        return RecordPosition(self.partition, self.offsets[index])
+
+    def __iter__(self) -> Iterator[RecordPosition]:
+        partition = self.partition
+        return (RecordPosition(partition, offset) for offset in self.offsets)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, PositionRange):
+            return (self.partition, self.offsets) == (other.partition, other.offsets) or (
+                self.length == other.length == 0
+            )
+        if isinstance(other, Sequence) and not isinstance(other, str | bytes):
+            return len(other) == self.length and all(
+                a == b for a, b in zip(self, other, strict=True)
+            )
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # compares equal to mutable lists
+
+    def __repr__(self) -> str:
+        return (
+            f"PositionRange(partition={self.partition}, first_offset={self.first_offset}, "
+            f"length={self.length})"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,11 +139,17 @@ class Record:
 class StreamAdapter(ABC):
     """The implementer's interface for one named stream.
 
-    Offsets are per partition, start at 0 and are dense. "Committed offset" always means the
-    *next* offset to read (as in Kafka), so committing ``last_offset + 1`` acknowledges a record.
+    Offsets are per partition, start at 0 and are dense (unless ``dense_offsets`` is False).
+    "Committed offset" always means the *next* offset to read (as in Kafka), so committing
+    ``last_offset + 1`` acknowledges a record.
     """
 
     capabilities: ClassVar[frozenset[Capability]] = frozenset()
+    dense_offsets: ClassVar[bool] = True
+    """False for adapters whose offsets are the backend's sequence numbers (Kinesis): they
+    still increase in publish order within a partition, are unique, and ``last_offset + 1`` is
+    still the next offset to read, but they neither start at 0 nor grow by exactly one (an
+    empty partition's earliest and latest offsets are then both 0)."""
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -83,6 +160,28 @@ class StreamAdapter(ABC):
 
         Messages with the same key go to the same partition, in order.
         """
+
+    def publish_values(
+        self,
+        values: Sequence[bytes | str],
+        *,
+        key: bytes | None = None,
+        timestamp: datetime | None = None,
+    ) -> Sequence[RecordPosition]:
+        """Append values that share a key (or have none) and a timestamp; positions in input
+        order, once durable.
+
+        Optional fast path: adapters that can append such a batch without building a
+        :class:`Message` per value override it. The default calls :meth:`publish`. Values may
+        be bytes-like or str (UTF-8 encoded).
+
+        Raises:
+            InvalidInputError: a value is neither bytes-like nor str, or ``key`` is not bytes.
+        """
+        if key is not None and not isinstance(key, bytes | bytearray | memoryview):
+            raise InvalidInputError(f"record key must be bytes or None, got {type(key).__name__}")
+        key = None if key is None else bytes(key)
+        return self.publish([_message(value, key, None, timestamp) for value in values])
 
     @abstractmethod
     def partitions(self) -> list[int]:
@@ -174,9 +273,49 @@ class Stream:
         return self.publish(_dumps(obj), key=key, headers=headers)
 
     def publish_many(self, messages: Sequence[Message | bytes | str]) -> list[RecordPosition]:
-        """Publish a batch in one durable append per partition; positions in input order."""
+        """Publish a batch in one durable append per partition; positions in input order.
+
+        A batch of plain ``bytes`` values takes the adapter's :meth:`publish_values` path (the
+        same records, partitioned the same way, without a :class:`Message` per value).
+        """
+        if not messages:
+            return []
+        if set(map(type, messages)) == {bytes}:
+            return list(self.adapter.publish_values(messages))  # type: ignore[arg-type]
         batch = [m if isinstance(m, Message) else _message(m, None, None, None) for m in messages]
-        return self.adapter.publish(batch) if batch else []
+        return self.adapter.publish(batch)
+
+    def publish_values(
+        self,
+        values: Sequence[bytes | str],
+        *,
+        key: bytes | str | None = None,
+        timestamp: datetime | None = None,
+    ) -> Sequence[RecordPosition]:
+        """Publish many values that share one key (or none) and one timestamp: the fast path.
+
+        Same guarantees as :meth:`publish_many` (returns once durable per the adapter's fsync
+        policy; positions in input order). All values land in one partition: the key's, or for
+        ``key=None`` the partition an unkeyed :meth:`publish_many` would use. Adapters with a
+        batch format (the local stream) append them without any per-record Python work and
+        return a :class:`PositionRange`; str values are UTF-8 encoded. ``timestamp`` defaults
+        to the publish time.
+
+        Raises:
+            InvalidInputError: a value is neither bytes-like nor str, a key of the wrong type,
+                or a naive ``timestamp``.
+        """
+        if isinstance(values, str | bytes | bytearray | memoryview):
+            raise InvalidInputError(
+                "publish_values takes a sequence of values; for one value use publish()"
+            )
+        if not isinstance(values, list | tuple):
+            values = list(values)
+        if not values:
+            return []
+        if isinstance(key, str):
+            key = key.encode("utf-8")
+        return self.adapter.publish_values(values, key=key, timestamp=timestamp)
 
     def partitions(self) -> list[int]:
         return self.adapter.partitions()

@@ -107,10 +107,12 @@ def _wait_for_file(path: Path, process: Any, timeout: float) -> None:
         time.sleep(0.005)
 
 
-def _assert_dense(records: list[Record]) -> None:
+def _assert_dense(records: list[Record], dense: bool = True) -> None:
+    """Offsets consecutive (``dense``), or else strictly increasing (``dense_offsets=False``)."""
     offsets = [r.offset for r in records]
-    if offsets:
+    if offsets and dense:
         assert offsets == list(range(offsets[0], offsets[0] + len(offsets))), "offset gap"
+    assert offsets == sorted(set(offsets)), "offsets not strictly increasing"
 
 
 def _lines(path: Path) -> list[str]:
@@ -236,6 +238,13 @@ class StreamSuite:
         drained = _drain(stream)
         assert sum(len(r) for r in drained.values()) == 60
         latest = stream.offsets("latest")
+        if not stream.adapter.dense_offsets:  # sequence numbers: increasing, not consecutive
+            earliest = stream.offsets("earliest")
+            for partition, records in drained.items():
+                _assert_dense(records, dense=False)
+                assert latest[partition] == (records[-1].offset + 1 if records else 0)
+                assert earliest[partition] == (records[0].offset if records else 0)
+            return
         for partition, records in drained.items():
             assert [r.offset for r in records] == list(range(len(records)))
             assert latest[partition] == len(records)
@@ -547,7 +556,7 @@ class StreamSuite:
         records = [r for rs in drained.values() for r in rs]
         assert len(records) == count * producers
         for rs in drained.values():
-            _assert_dense(rs)
+            _assert_dense(rs, stream.adapter.dense_offsets)
         by_position = {(r.partition, r.offset): workers.check_value(r) for r in records}
         assert len(set(by_position.values())) == count * producers
         for path in acks:
@@ -590,7 +599,7 @@ class StreamSuite:
         found: dict[tuple[int, int], str] = {}
         assert _drain(stream) == drained, "a long-lived instance must see what a fresh one sees"
         for partition, records in drained.items():
-            _assert_dense(records)
+            _assert_dense(records, stream.adapter.dense_offsets)
             for record in records:
                 found[(partition, record.offset)] = workers.check_value(record)  # no garbage
         assert len(set(found.values())) == len(found), "a record was stored twice"
@@ -644,6 +653,10 @@ class StreamSuite:
 
         acknowledged: dict[int, int] = {}  # committed offsets we know were acknowledged
         deliveries: dict[tuple[int, int], int] = defaultdict(int)
+        following: dict[tuple[int, int], int] = {}  # (partition, offset) -> the next offset
+        for partition, records in _drain(stream).items():
+            for before, after in zip(records, records[1:], strict=False):
+                following[(partition, before.offset)] = after.offset
         for run, log in enumerate(logs):
             last_in_run: dict[int, int] = {}
             for line in _lines(log):
@@ -655,7 +668,8 @@ class StreamSuite:
                         f"{acknowledged[partition]} was committed and acknowledged"
                     )
                     if partition in last_in_run:
-                        assert offset == last_in_run[partition] + 1, "a consumer skipped records"
+                        expected = following.get((partition, last_in_run[partition]))
+                        assert offset == expected, "a consumer skipped records"
                     last_in_run[partition] = offset
                     deliveries[(partition, offset)] += 1
                 else:

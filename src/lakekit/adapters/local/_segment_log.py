@@ -10,12 +10,12 @@ Concurrency model (processes and threads):
   every operation it re-checks the file size (``fstat``) and whether the segment was sealed (a
   file named after the tail offset exists) and catches up by scanning only the new bytes.
 
-Crash safety: an append is one ``pwrite`` of whole frames at the tail. A writer killed mid-write
-leaves an *incomplete* last frame; readers stop before it and the next writer (or opener) cuts it
-off under the exclusive lock, so a half record is never visible. Complete, valid frames are never
-removed (even those of a ``publish`` that did not return). A frame that is complete but invalid
-is cut only when no valid frame follows it (power-loss garbage at the tail); otherwise it is
-reported as :class:`CorruptLogError`, never skipped.
+Crash safety: an append is one ``pwritev`` of whole batch frames at the tail. A writer killed
+mid-write leaves an *incomplete* last frame; readers stop before it and the next writer (or
+opener) cuts it off under the exclusive lock, so a half batch is never visible. Complete, valid
+frames are never removed (even those of a ``publish`` that did not return). A frame that is
+complete but invalid is cut only when no valid frame follows it (power-loss garbage at the
+tail); otherwise it is reported as :class:`CorruptLogError`, never skipped.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ import contextlib
 import fcntl
 import os
 import threading
-import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -33,17 +32,16 @@ from pathlib import Path
 from typing import TypeVar
 
 from lakekit.adapters.local._log_format import (
-    HEADER,
     INDEX_ENTRY,
     INDEX_INTERVAL,
-    MAGIC,
     NO_TIMESTAMP,
-    PREFIX,
     CorruptLogError,
-    DecodedRecord,
     Frame,
     FrameScanner,
+    RecordBatch,
+    Run,
     decode_frame,
+    frame_timestamps,
     index_name,
     parse_index,
     segment_base,
@@ -52,12 +50,13 @@ from lakekit.adapters.local._log_format import (
 )
 from lakekit.errors import LakekitError
 
-__all__ = ["AppendItem", "PartitionLog", "fsync_dir"]
-
-AppendItem = tuple[int, bytes | None, bytes, bytes]
-"""What :meth:`PartitionLog.append` writes: (timestamp_ms, key, encoded headers, value)."""
+__all__ = ["PartitionLog", "fsync_dir"]
 
 T = TypeVar("T")
+_INDEX_LAG = 1024 * 1024
+"""The active segment's .idx file is brought up to date at most this many bytes of log late
+(and when the segment is sealed, and on close): it is only a cache, and opening scans the log
+from its last entry, so the lag bounds that scan."""
 _fdatasync = getattr(os, "fdatasync", os.fsync)
 _BIG = 2**63
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
@@ -88,6 +87,8 @@ class _Active:
     idx_fd: int = -1
     idx_checked: bool = False
     """Whether the .idx file was compared with ``entries`` since this process loaded it."""
+    idx_at: int = 0
+    """The segment size when this process last brought the .idx file up to date."""
     rebuilt: bool = False
     """Whether ``entries`` were rebuilt from the log (after an index entry did not match)."""
 
@@ -125,11 +126,13 @@ class PartitionLog:
 
     def __init__(self, directory: Path, *, segment_bytes: int, durable: bool) -> None:
         self.directory = directory
+        self._dir = os.fspath(directory)
         self.segment_bytes = segment_bytes
         self.durable = durable
         self.dirty = False
         """Written since the last fdatasync (read by the batch flusher)."""
         self.rolls = 0
+        self._appended = False
         """Segments this object rolled (the stream checks retention after a roll)."""
         self._mutex = threading.Lock()
         self._closed = False
@@ -146,29 +149,21 @@ class PartitionLog:
             raise
 
     # -- public operations ---------------------------------------------------------------------
-    def append(self, items: Sequence[AppendItem], *, sync: bool) -> int:
-        """Append records as one write at the tail; return the first record's offset.
+    def append(self, batch: RecordBatch, *, sync: bool) -> int:
+        """Append a batch as one write of batch frames at the tail; return its first offset.
 
         Offsets are assigned under the exclusive lock from the current tail, so concurrent
         producers (threads or processes) get distinct, dense offsets. With ``sync`` the data is
         fdatasync'ed before returning.
         """
-        with self._locked(exclusive=True):
-            self._sync(repair=True)
-            self._maybe_roll()
-            active = self._tail()
-            first = active.next_offset
-            data, entries, seg_max = _encode(
-                items, first, active.size, active.entries, active.seg_max
-            )
-            _pwrite_all(active.fd, data, active.size, active.path)
-            active.entries.extend(entries)
-            active.size += len(data)
-            active.next_offset += len(items)
-            active.seg_max = seg_max
-            self.dirty = not sync  # with sync, this call's fdatasync covers it
-            self._persist_index(active)
-            sync_fd = os.dup(active.fd) if sync else -1
+        with self._mutex:  # as _locked(exclusive=True), inlined: this is the hot path
+            if self._closed:
+                raise LakekitError(f"the stream partition {self.directory} is closed")
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+            try:
+                first, sync_fd = self._append_locked(batch, sync=sync)
+            finally:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
         if sync_fd >= 0:
             try:
                 _fdatasync(sync_fd)
@@ -176,8 +171,36 @@ class PartitionLog:
                 os.close(sync_fd)
         return first
 
-    def read(self, offset: int, max_records: int) -> list[DecodedRecord]:
-        """Up to ``max_records`` records from ``offset`` (clamped to the earliest retained)."""
+    def _append_locked(self, batch: RecordBatch, *, sync: bool) -> tuple[int, int]:
+        """Write the batch at the tail: (its first offset, a dup of the segment's fd to
+        fdatasync, or -1)."""
+        self._sync(repair=True)
+        self._maybe_roll()
+        active = self._tail()
+        first = active.next_offset
+        buffers, frames = batch.encode(first)
+        written = _pwrite_all(active.fd, buffers, active.size, active.path)
+        entries = active.entries
+        last_pos = entries[-1][1] if entries else -_BIG
+        seg_max = active.seg_max
+        for rel, offset, _count, max_ts in frames:
+            position = active.size + rel
+            if position - last_pos >= INDEX_INTERVAL or not entries:
+                entries.append((offset, position, seg_max))
+                last_pos = position
+            seg_max = max(seg_max, max_ts)
+        active.size += written
+        active.next_offset += len(batch)
+        active.seg_max = seg_max
+        self.dirty = not sync  # with sync, this call's fdatasync covers it
+        self._appended = True
+        if active.size - active.idx_at >= _INDEX_LAG or not active.idx_checked:
+            self._persist_index(active)
+        return first, (os.dup(active.fd) if sync else -1)
+
+    def read(self, offset: int, max_records: int) -> list[Run]:
+        """Up to ``max_records`` records from ``offset`` (clamped to the earliest retained), as
+        runs of consecutive records by column (one per frame read)."""
         with self._locked(exclusive=False):
             self._sync(repair=False)
             if offset >= self._tail().next_offset:
@@ -255,7 +278,12 @@ class PartitionLog:
             os.close(fd)
 
     def close(self) -> None:
-        """Flush (when durable and dirty) and close every file. Idempotent."""
+        """Flush (when durable and dirty), complete the index, close every file. Idempotent."""
+        with contextlib.suppress(OSError, LakekitError), self._locked(exclusive=True):
+            active = self._active
+            if self._appended and active is not None and active.idx_at != active.size:
+                self._sync(repair=False)
+                self._persist_index(self._tail())
         with self._mutex:
             if self._closed:
                 return
@@ -371,15 +399,12 @@ class PartitionLog:
                         f"(up to byte {active.size})",
                     )
                 self._scan_tail(active, st.st_size, repair=repair)
-            successor = self.directory / segment_name(active.next_offset)
-            if active.next_offset > active.base and successor.exists():
+            if active.next_offset > active.base and os.path.exists(
+                os.path.join(self._dir, segment_name(active.next_offset))
+            ):  # another process rolled the segment
                 self._load_active(active.next_offset, repair=repair)
                 continue
-            try:
-                same = os.stat(active.path).st_ino == st.st_ino
-            except FileNotFoundError:
-                same = False
-            if not same:
+            if not st.st_nlink:  # deleted or replaced (retention after a roll we did not see)
                 bases = self._list_bases()
                 if not bases or bases[-1] == active.base:
                     raise CorruptLogError(
@@ -398,11 +423,11 @@ class PartitionLog:
         entries = active.entries
         seg_max = active.seg_max
         last_pos = entries[-1][1] if entries else -_BIG
-        for pos, offset, ts, _kl, _hl, _body in scanner:
+        for pos, offset, _count, max_ts, _body in scanner:
             if pos - last_pos >= INDEX_INTERVAL or not entries:
                 entries.append((offset, pos, seg_max))
                 last_pos = pos
-            seg_max = max(seg_max, ts)
+            seg_max = max(seg_max, max_ts)
         active.seg_max = seg_max
         active.size = scanner.position
         active.next_offset = scanner.offset
@@ -443,6 +468,7 @@ class PartitionLog:
         except BaseException:
             os.close(fd)
             raise
+        self._persist_index(active)  # complete before the segment is sealed
         self._seal_active()
         if self.durable:
             fsync_dir(self.directory)
@@ -475,7 +501,8 @@ class PartitionLog:
             active.idx_checked = True
         if on_disk < len(active.entries):
             missing = b"".join(INDEX_ENTRY.pack(*e) for e in active.entries[on_disk:])
-            _pwrite_all(active.idx_fd, missing, on_disk * size, self.directory / "index")
+            _pwrite_all(active.idx_fd, [missing], on_disk * size, self.directory / "index")
+        active.idx_at = active.size
 
     # -- reading -------------------------------------------------------------------------------
     def _retrying(self, operation: Callable[[], T]) -> T:
@@ -507,18 +534,24 @@ class PartitionLog:
         bases = self._bases
         return bases[index + 1] if index + 1 < len(bases) else self._tail().next_offset
 
-    def _read_locked(self, offset: int, max_records: int) -> list[DecodedRecord]:
+    def _read_locked(self, offset: int, max_records: int) -> list[Run]:
         bases = self._bases
         offset = max(offset, bases[0])
-        out: list[DecodedRecord] = []
+        out: list[Run] = []
+        wanted = max_records
         i = bisect.bisect_right(bases, offset) - 1
-        while len(out) < max_records and i < len(bases):
+        while wanted > 0 and i < len(bases):
             end = self._segment_end(i)
             if offset < end:
-                last = min(end, offset + max_records - len(out)) - 1
+                last = min(end, offset + wanted) - 1
                 view = self._view(bases[i])
                 try:
-                    out.extend(map(decode_frame, self._frames(view, offset, last, end)))
+                    for frame in self._frames(view, offset, last, end):
+                        base, count = frame[1], frame[2]
+                        start = max(offset - base, 0)
+                        stop = min(count, last - base + 1)
+                        out.append(decode_frame(frame, start, stop))
+                        wanted -= stop - start
                 finally:
                     if view.owned:
                         os.close(view.fd)
@@ -527,12 +560,13 @@ class PartitionLog:
         return out
 
     def _frames(self, view: _View, first: int, last: int, end: int) -> Iterator[Frame]:
-        """Yield the frames ``first..last`` of a segment whose records end before ``end``."""
+        """Yield the frames holding offsets ``first..last`` of a segment whose records end
+        before ``end``."""
         j = bisect.bisect_right(view.entries, (first, _BIG, _BIG)) - 1
         start_offset, start_pos = view.entries[j][:2] if j >= 0 else (view.base, 0)
         scanner = FrameScanner(view.fd, start_pos, view.size, start_offset, last_offset=last)
         for frame in scanner:
-            if frame[1] >= first:
+            if frame[1] + frame[2] > first:
                 yield frame
         if scanner.stop == "limit":
             return
@@ -558,11 +592,11 @@ class PartitionLog:
         entries: list[tuple[int, int, int]] = []
         seg_max, last_pos = NO_TIMESTAMP, -_BIG
         scanner = FrameScanner(view.fd, 0, view.size, view.base)
-        for pos, offset, ts, _kl, _hl, _body in scanner:
+        for pos, offset, _count, max_ts, _body in scanner:
             if pos - last_pos >= INDEX_INTERVAL or not entries:
                 entries.append((offset, pos, seg_max))
                 last_pos = pos
-            seg_max = max(seg_max, ts)
+            seg_max = max(seg_max, max_ts)
         view.entries = entries
         if sealed is not None:
             sealed.entries = entries
@@ -582,7 +616,7 @@ class PartitionLog:
             from_offset = view.entries[-1][0] if view.entries else view.base
             seg_max = view.entries[-1][2] if view.entries else NO_TIMESTAMP
             for frame in self._frames(view, from_offset, end - 1, end):
-                seg_max = max(seg_max, frame[2])
+                seg_max = max(seg_max, frame[3])
             sealed.max_ts = seg_max
         return sealed.max_ts
 
@@ -600,8 +634,11 @@ class PartitionLog:
                 j = bisect.bisect_left(maxes, timestamp_ms) - 1
                 first = view.entries[j][0] if j >= 0 else base
                 for frame in self._frames(view, first, end - 1, end):
-                    if frame[2] >= timestamp_ms:
-                        return frame[1]
+                    if frame[3] < timestamp_ms:
+                        continue
+                    for k, ts in enumerate(frame_timestamps(frame)):
+                        if ts >= timestamp_ms and frame[1] + k >= first:
+                            return frame[1] + k
             finally:
                 if view.owned:
                     os.close(view.fd)
@@ -612,59 +649,38 @@ class _IndexRebuilt(Exception):  # noqa: N818 - a signal, not an error
     """An index entry did not match its log, and the index was rebuilt: run the read again."""
 
 
-def _encode(
-    items: Sequence[AppendItem],
-    first_offset: int,
-    position: int,
-    entries: list[tuple[int, int, int]],
-    seg_max: int,
-) -> tuple[bytes, list[tuple[int, int, int]], int]:
-    """Frames for ``items`` from ``first_offset`` at byte ``position``, plus new index entries."""
-    parts: list[bytes] = []
-    add = parts.append
-    new_entries: list[tuple[int, int, int]] = []
-    last_pos = entries[-1][1] if entries else -_BIG
-    pack_prefix, pack_header, crc32 = PREFIX.pack, HEADER.pack, zlib.crc32
-    header_size = HEADER.size
-    offset = first_offset
-    for ts, key, headers, value in items:
-        key_len = -1 if key is None else len(key)
-        header = pack_header(MAGIC, offset, ts, key_len, len(headers))
-        crc = crc32(header)
-        if key:
-            crc = crc32(key, crc)
-        if headers:
-            crc = crc32(headers, crc)
-        crc = crc32(value, crc)
-        body_len = header_size + max(key_len, 0) + len(headers) + len(value)
-        if position - last_pos >= INDEX_INTERVAL or (not entries and not new_entries):
-            new_entries.append((offset, position, seg_max))
-            last_pos = position
-        add(pack_prefix(body_len, crc))
-        add(header)
-        if key:
-            add(key)
-        if headers:
-            add(headers)
-        add(value)
-        position += 8 + body_len
-        if ts > seg_max:  # noqa: PLR1730 - hot loop: a comparison is cheaper than max()
-            seg_max = ts
-        offset += 1
-    return b"".join(parts), new_entries, seg_max
-
-
-def _pwrite_all(fd: int, data: bytes, position: int, path: Path) -> None:
-    """Write all of ``data`` at ``position``; on failure cut the file back to ``position``."""
-    view = memoryview(data)
-    done = 0
+def _pwrite_all(fd: int, buffers: Sequence[bytes], position: int, path: Path) -> int:
+    """Write ``buffers`` back to back at ``position`` (one ``pwritev`` per 512 buffers, unless
+    the kernel writes less); on failure cut the file back to ``position``. Returns the bytes
+    written."""
+    del path  # named by the caller's error mapping
+    total = 0
     try:
-        while done < len(data):
-            done += os.pwrite(fd, view[done:], position + done)
+        for i in range(0, len(buffers), _IOV_BATCH):
+            group = buffers[i : i + _IOV_BATCH]
+            size = sum(map(len, group))
+            done = _pwritev(fd, group, position + total)
+            if done < size:  # a short write (rare): write the rest from one buffer
+                rest = memoryview(b"".join(group))
+                while done < size:
+                    done += os.pwrite(fd, rest[done:], position + total + done)
+            total += size
     except OSError:
         with contextlib.suppress(OSError):  # the original error is the one to report
             os.ftruncate(fd, position)
         raise
+    return total
+
+
+_IOV_BATCH = 512
+"""Buffers per ``pwritev`` call (below IOV_MAX, which is 1024 on Linux and macOS)."""
+
+
+def _pwritev_fallback(fd: int, buffers: Sequence[bytes], position: int) -> int:
+    return os.pwrite(fd, b"".join(buffers), position)
+
+
+_pwritev: Callable[[int, Sequence[bytes], int], int] = getattr(os, "pwritev", _pwritev_fallback)
 
 
 def _read_file(path: Path) -> bytes:

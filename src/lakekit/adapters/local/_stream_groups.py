@@ -2,14 +2,22 @@
 
 Layout under ``<stream>/groups/<group>/``::
 
-    offsets.json     {"format": 1, "offsets": {"0": 42, ...}}   committed next-to-read offsets
-    commit.lock      flock serialising read-modify-write of offsets.json
+    offsets.log      committed next-to-read offsets: an append-only log of snapshots
+    offsets.json     {"format": 1, "offsets": {"0": 42}}: format-1 streams' offsets (read only)
+    commit.lock      flock serialising commits (read-modify-append of offsets.log)
     members.lock     flock serialising member registration and the liveness sweep
     members/<id>     one file per live member, exclusively flock'ed by it while it lives
     p<N>.lock        flock'ed (exclusive, non-blocking) by the member that owns partition N
 
-Commits are atomic: the new file is written beside the old, fsync'ed, renamed over it and the
-directory fsync'ed, so a crash leaves the old or the new offsets, never a mix.
+A commit appends one fixed-size entry holding the group's whole state (every partition's
+committed offset, -1 = never committed) with a CRC-32C: ``crc u32 | magic u16 | 0 u16 |
+partitions x i64``. The current state is the last valid entry; a torn last entry (a committer
+killed mid-write) is ignored and cut by the next commit, so a crash leaves the old or the new
+offsets, never a mix. Entries are written before ``commit`` returns (a killed process loses
+nothing) and made durable per the stream's fsync policy: ``always`` fdatasyncs each commit,
+``batch`` within the flush interval, ``never`` leaves it to the OS. Losing the last commits to a
+power loss only re-delivers records (at-least-once). Past 1 MiB the log is compacted to one
+entry (a complete new file, fsync'ed and renamed over it).
 
 Ownership needs no heartbeat: the OS drops every ``flock`` of a process that dies (even by
 ``kill -9``), so a dead member's member file and partitions become lockable by the others. At
@@ -27,13 +35,16 @@ import fcntl
 import json
 import os
 import re
+import struct
 import threading
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
+from lakekit.adapters.local._log_format import crc32c
 from lakekit.adapters.local._segment_log import fsync_dir
 from lakekit.errors import ConflictError, InvalidInputError, LakekitError
 
@@ -41,6 +52,12 @@ __all__ = ["GroupStore", "validate_member"]
 
 _MEMBER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_fdatasync = getattr(os, "fdatasync", os.fsync)
+_ENTRY_HEAD = struct.Struct(">IHH")
+_ENTRY_MAGIC = 0x0FF5
+_COMPACT_BYTES = 1024 * 1024
+_NEVER = -1
+SyncMode = Literal["always", "batch", "never"]
 
 
 def validate_member(member: str) -> str:
@@ -70,59 +87,64 @@ class GroupStore:
     Args:
         root: ``<stream>/groups``.
         partitions: the stream's partition count.
-        durable: fsync commits (False for ``fsync="never"``: still atomic, not power-safe).
+        sync: the stream's fsync policy, applied to commits.
+        on_write: called after a ``"batch"`` commit (the stream's flusher then calls
+            :meth:`sync_data` within its interval).
     """
 
-    def __init__(self, root: Path, partitions: int, *, durable: bool) -> None:
+    def __init__(
+        self,
+        root: Path,
+        partitions: int,
+        *,
+        sync: SyncMode,
+        on_write: Callable[[], None] | None = None,
+    ) -> None:
         self.root = root
         self.partitions = partitions
-        self.durable = durable
+        self.sync = sync
+        self.on_write = on_write
         self._mutex = threading.Lock()
         self._members: dict[tuple[str, str], _Member] = {}
+        self._logs: dict[str, _OffsetsLog] = {}
+        self._logs_mutex = threading.Lock()
+        self._made: set[str] = set()
 
     # -- committed offsets ---------------------------------------------------------------------
     def committed(self, group: str) -> dict[int, int]:
-        path = self.root / group / "offsets.json"
-        try:
-            raw = path.read_bytes()
-        except FileNotFoundError:
-            return {}
-        try:
-            data = json.loads(raw)
-            offsets = {int(p): int(o) for p, o in data["offsets"].items()}
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise LakekitError(f"corrupt committed offsets file {path}: {exc}") from exc
-        return offsets
+        log = self._log(group, create=False)
+        if log is None:
+            return _legacy_offsets(self.root / group / "offsets.json")
+        return log.read()
 
     def commit(self, group: str, offsets: Mapping[int, int]) -> None:
-        """Merge ``offsets`` into the group's committed offsets, atomically and durably."""
-        directory = self._group_dir(group)
-        with _flocked(directory / "commit.lock", fcntl.LOCK_EX):
-            for stale in directory.glob(".offsets.*.tmp"):  # left by a crashed committer
-                stale.unlink(missing_ok=True)
-            first_commit = not (directory / "offsets.json").exists()
-            merged = self.committed(group)
-            merged.update(offsets)
-            body = {"format": 1, "offsets": {str(p): merged[p] for p in sorted(merged)}}
-            tmp = directory / f".offsets.{uuid.uuid4().hex}.tmp"
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_CLOEXEC, 0o644)
-            try:
-                with os.fdopen(fd, "wb", closefd=False) as fh:
-                    fh.write(json.dumps(body, separators=(",", ":")).encode("utf-8"))
-                if self.durable:
-                    os.fsync(fd)
-            finally:
-                os.close(fd)
-            try:
-                os.replace(tmp, directory / "offsets.json")
-            except BaseException:
-                tmp.unlink(missing_ok=True)
-                raise
-            if self.durable:
-                fsync_dir(directory)
-                if first_commit:  # the group directory itself is new
-                    fsync_dir(self.root)
-                    fsync_dir(self.root.parent)
+        """Merge ``offsets`` into the group's committed offsets, atomically; durable per the
+        fsync policy (see the module docstring)."""
+        log = self._log(group, create=True)
+        assert log is not None  # create=True always returns a log
+        log.commit(offsets)
+        if self.sync == "batch" and self.on_write is not None:
+            self.on_write()
+
+    def sync_data(self) -> None:
+        """fdatasync the offsets logs written since the last call (the ``batch`` flusher)."""
+        with self._logs_mutex:
+            logs = list(self._logs.values())
+        for log in logs:
+            log.sync_data()
+
+    def _log(self, group: str, *, create: bool) -> _OffsetsLog | None:
+        with self._logs_mutex:
+            log = self._logs.get(group)
+            if log is not None:
+                return log
+            directory = self.root / group
+            if not create and not (directory / "offsets.log").exists():
+                return None
+            if create:
+                (directory / "members").mkdir(parents=True, exist_ok=True)
+            log = self._logs[group] = _OffsetsLog(directory, self.partitions, self.sync)
+            return log
 
     # -- membership ----------------------------------------------------------------------------
     def assign(self, group: str, member: str) -> list[int]:
@@ -163,11 +185,17 @@ class GroupStore:
             members, self._members = self._members, {}
             for (group, member), state in members.items():
                 self._release(group, member, state)
+        with self._logs_mutex:
+            logs, self._logs = self._logs, {}
+        for log in logs.values():
+            log.close()
 
     # -- internals -----------------------------------------------------------------------------
     def _group_dir(self, group: str) -> Path:
         directory = self.root / group
-        (directory / "members").mkdir(parents=True, exist_ok=True)
+        if group not in self._made:  # once per group and process (a poll calls this)
+            (directory / "members").mkdir(parents=True, exist_ok=True)
+            self._made.add(group)
         return directory
 
     def _register(self, members_dir: Path, group: str, member: str) -> _Member:
@@ -208,6 +236,189 @@ class GroupStore:
                 (directory / "members" / member).unlink(missing_ok=True)
         finally:
             _unlock(state.fd)
+
+
+class _OffsetsLog:
+    """One group's ``offsets.log`` (format in the module docstring), with this process's fds.
+
+    Thread-safe; several processes coordinate through ``commit.lock``. A process notices
+    another's compaction (a new file renamed into place) by the path's inode changing.
+    """
+
+    def __init__(self, directory: Path, partitions: int, sync: SyncMode) -> None:
+        self.directory = directory
+        self.path = directory / "offsets.log"
+        self.partitions = partitions
+        self.sync = sync
+        self.entry = struct.Struct(f">IHH{partitions}q")
+        self._mutex = threading.Lock()
+        self._fd = -1
+        self._ino = -1
+        self._lock_fd = -1
+        self._cached: tuple[int, int, dict[int, int]] | None = None
+        """(inode, size, state) of the last read."""
+        self._dirty = False
+        self._swept = False
+
+    def read(self) -> dict[int, int]:
+        with self._mutex:
+            if not self._current(create=False):
+                return _legacy_offsets(self.directory / "offsets.json")
+            state, _end, _size = self._last_valid()
+            return dict(state)
+
+    def commit(self, offsets: Mapping[int, int]) -> None:
+        with self._mutex:
+            if self._lock_fd < 0:
+                self._lock_fd = os.open(
+                    self.directory / "commit.lock", os.O_RDWR | os.O_CREAT | _O_CLOEXEC, 0o644
+                )
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+            try:
+                self._commit_locked(offsets)
+            finally:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+    def _commit_locked(self, offsets: Mapping[int, int]) -> None:
+        created = not self._current(create=False)
+        if created:
+            self._current(create=True)
+        state, end, size = self._last_valid()
+        if end < size:  # a torn entry of a committer that died: cut it
+            os.ftruncate(self._fd, end)
+        merged = dict(state)
+        merged.update(offsets)
+        entry = self._encode(merged)
+        _pwrite_all(self._fd, entry, end)
+        self._cached = (self._ino, end + len(entry), merged)
+        if self.sync == "always":
+            _fdatasync(self._fd)
+        else:
+            self._dirty = self.sync == "batch"
+        if created and self.sync != "never":  # the file, and the group directory if it is new
+            for directory in (self.directory, self.directory.parent, self.directory.parent.parent):
+                fsync_dir(directory)
+        if end + len(entry) >= _COMPACT_BYTES:
+            self._compact(entry, merged)
+
+    def sync_data(self) -> None:
+        with self._mutex:
+            if not self._dirty or self._fd < 0:
+                return
+            self._dirty = False
+            fd = os.dup(self._fd)
+        try:
+            _fdatasync(fd)
+        finally:
+            os.close(fd)
+
+    def close(self) -> None:
+        with self._mutex:
+            if self._dirty and self._fd >= 0:
+                _fdatasync(self._fd)
+            self._dirty = False
+            for fd in (self._fd, self._lock_fd):
+                if fd >= 0:
+                    os.close(fd)
+            self._fd = self._lock_fd = -1
+
+    # -- internals -----------------------------------------------------------------------------
+    def _current(self, *, create: bool) -> bool:
+        """Make ``_fd`` the file now at ``path`` (re-opening after a compaction elsewhere);
+        False if there is none."""
+        try:
+            ino = os.stat(self.path).st_ino
+        except FileNotFoundError:
+            if not create:
+                return False
+            ino = -2
+        if ino == self._ino and self._fd >= 0:
+            return True
+        flags = os.O_RDWR | _O_CLOEXEC | (os.O_CREAT if create else 0)
+        try:
+            fd = os.open(self.path, flags, 0o644)
+        except FileNotFoundError:
+            return False
+        if self._fd >= 0:
+            os.close(self._fd)
+        self._fd, self._ino, self._cached = fd, os.fstat(fd).st_ino, None
+        return True
+
+    def _last_valid(self) -> tuple[dict[int, int], int, int]:
+        """(state of the last valid entry, the byte where it ends, the file size)."""
+        size = os.fstat(self._fd).st_size
+        cached = self._cached
+        if cached is not None and cached[0] == self._ino and cached[1] == size:
+            return cached[2], size, size
+        step = self.entry.size
+        end = size - size % step
+        while end >= step:
+            raw = os.pread(self._fd, step, end - step)
+            state = self._decode(raw)
+            if state is not None:
+                self._cached = (self._ino, end, state) if end == size else None
+                return state, end, size
+            end -= step  # a torn or damaged entry: the one before holds the state
+        return _legacy_offsets(self.directory / "offsets.json"), 0, size
+
+    def _encode(self, offsets: Mapping[int, int]) -> bytes:
+        values = [_NEVER] * self.partitions
+        for partition, offset in offsets.items():
+            values[partition] = offset
+        body = self.entry.pack(0, _ENTRY_MAGIC, 0, *values)[4:]
+        return crc32c(body).to_bytes(4, "big") + body
+
+    def _decode(self, raw: bytes) -> dict[int, int] | None:
+        if len(raw) != self.entry.size:
+            return None
+        crc, magic, _reserved, *values = self.entry.unpack(raw)
+        if magic != _ENTRY_MAGIC or crc32c(raw[4:]) != crc:
+            return None
+        return {p: o for p, o in enumerate(values) if o != _NEVER}
+
+    def _compact(self, entry: bytes, state: dict[int, int]) -> None:
+        """Replace the log by a file holding only its last entry (atomically)."""
+        if not self._swept:  # temporary files of compactions that crashed
+            for stale in self.directory.glob(".offsets.*.tmp"):
+                stale.unlink(missing_ok=True)
+            self._swept = True
+        tmp = self.directory / f".offsets.{uuid.uuid4().hex}.tmp"
+        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | _O_CLOEXEC, 0o644)
+        try:
+            _pwrite_all(fd, entry, 0)
+            if self.sync != "never":
+                os.fsync(fd)
+            os.replace(tmp, self.path)
+        except BaseException:
+            os.close(fd)
+            tmp.unlink(missing_ok=True)
+            raise
+        if self.sync != "never":
+            fsync_dir(self.directory)
+        os.close(self._fd)
+        self._fd, self._ino = fd, os.fstat(fd).st_ino
+        self._cached = (self._ino, len(entry), state)
+        self._dirty = False
+
+
+def _legacy_offsets(path: Path) -> dict[int, int]:
+    """Offsets committed by a format-1 stream (``offsets.json``); {} if there are none."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return {}
+    try:
+        data = json.loads(raw)
+        return {int(p): int(o) for p, o in data["offsets"].items()}
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise LakekitError(f"corrupt committed offsets file {path}: {exc}") from exc
+
+
+def _pwrite_all(fd: int, data: bytes, position: int) -> None:
+    view = memoryview(data)
+    done = 0
+    while done < len(data):
+        done += os.pwrite(fd, view[done:], position + done)
 
 
 def _fair_share(partitions: int, live: list[str], member: str) -> tuple[int, int]:

@@ -1,13 +1,14 @@
 """The local stream: a durable, partitioned, append-only log in plain files.
 
-``LocalStream`` keeps each partition in segment files of crc-framed records (format in
-``_log_format.py``), appends under a per-partition ``flock`` so producers in several processes
+``LocalStream`` keeps each partition in segment files of CRC-32C-checked batch frames (format
+in ``_log_format.py``), appends under a per-partition ``flock`` so producers in several processes
 can share a stream, repairs a tail torn by a crash when it opens, and stores consumer-group
-offsets in atomically replaced files (``_stream_groups.py``). See ``docs/interfaces/stream.md``.
+offsets in an append-only commit log per group (``_stream_groups.py``). See
+``docs/interfaces/stream.md``.
 
 Directory of a stream ``name``::
 
-    <directory>/<name>/stream.json          {"format": 1, "partitions": 4}
+    <directory>/<name>/stream.json          {"format": 2, "partitions": 4}
     <directory>/<name>/p<N>/<base>.log|.idx segments of partition N
     <directory>/<name>/groups/<group>/...   committed offsets and member locks
 """
@@ -15,6 +16,7 @@ Directory of a stream ``name``::
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import itertools
 import json
@@ -24,17 +26,25 @@ import threading
 import time
 import uuid
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from itertools import repeat
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, Self
 
 from pydantic import Field
 
 from lakekit._redact import redact_url
-from lakekit.adapters.local._log_format import MAX_RECORD_BYTES, decode_headers, encode_headers
-from lakekit.adapters.local._segment_log import AppendItem, PartitionLog, fsync_dir
+from lakekit.adapters.local._log_format import (
+    MAX_RECORD_BYTES,
+    RecordBatch,
+    Run,
+    decode_headers,
+    encode_headers,
+)
+from lakekit.adapters.local._segment_log import PartitionLog, fsync_dir
 from lakekit.adapters.local._stream_groups import GroupStore, validate_member
 from lakekit.capabilities import Capability
 from lakekit.config import AdapterSettings, local_path
@@ -45,7 +55,13 @@ from lakekit.errors import (
     PermissionDeniedError,
 )
 from lakekit.identifiers import validate_name
-from lakekit.interfaces.stream import Message, Record, RecordPosition, StreamAdapter
+from lakekit.interfaces.stream import (
+    Message,
+    PositionRange,
+    Record,
+    RecordPosition,
+    StreamAdapter,
+)
 
 if TYPE_CHECKING:
     from lakekit.lake import Lake
@@ -56,7 +72,9 @@ FsyncPolicy = Literal["always", "batch", "never"]
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
 _MIB = 1024 * 1024
-_FORMAT = 1
+_FORMAT = 2
+"""Stream format: 2 = batch frames (format-1 streams, of record frames, are upgraded on open)."""
+_READABLE_FORMATS = (1, 2)
 
 
 class LocalStreamSettings(AdapterSettings):
@@ -182,6 +200,7 @@ class LocalStream(StreamAdapter):
             retention_bytes=retention_bytes,
         )
         self.settings = settings
+        self._sync_each = settings.fsync == "always"
         self.path = Path(directory).expanduser().resolve() / name
         self._closed = False
         self._lock = threading.Lock()
@@ -213,9 +232,12 @@ class LocalStream(StreamAdapter):
             except BaseException:
                 self._close_logs()
                 raise
-        self._groups = GroupStore(self.path / "groups", count, durable=durable)
+        self._groups = GroupStore(self.path / "groups", count, sync=settings.fsync)
         if settings.fsync == "batch":
-            self._flusher = _Flusher(self._logs, settings.fsync_interval_ms / 1000, name)
+            self._flusher = _Flusher(
+                [*self._logs, self._groups], settings.fsync_interval_ms / 1000, name
+            )
+            self._groups.on_write = self._flusher.mark
 
     @classmethod
     def from_settings(cls, settings: LocalStreamSettings, lake: Lake, name: str) -> Self:
@@ -254,9 +276,10 @@ class LocalStream(StreamAdapter):
     def publish(self, messages: Sequence[Message]) -> list[RecordPosition]:
         """Append ``messages``; return their positions in input order once acknowledged.
 
-        Each partition's share of the batch is one write (and, with ``fsync="always"``, one
-        fdatasync). A batch spanning partitions is not atomic across them: if a write fails,
-        the partitions written before it keep their records (a retry may duplicate them).
+        Each partition's share of the batch is one write of batch frames (and, with
+        ``fsync="always"``, one fdatasync). A batch spanning partitions is not atomic across
+        them: if a write fails, the partitions written before it keep their records (a retry
+        may duplicate them).
 
         Raises:
             InvalidInputError: a message is malformed (types, naive timestamp, too large).
@@ -268,28 +291,71 @@ class LocalStream(StreamAdapter):
         count = len(self._logs)
         now_ms = _now_ms()
         sticky = next(self._round_robin) % count
-        batches: dict[int, list[AppendItem]] = {}
+        columns: dict[int, tuple[list[int], list[bytes | None], list[bytes], list[bytes]]] = {}
         placed: list[tuple[int, int]] = []
         for message in messages:
-            key, item = _encode_message(message, now_ms)
+            ts, key, headers, value = _encode_message(message, now_ms)
             partition = sticky if key is None else zlib.crc32(key) % count
-            batch = batches.setdefault(partition, [])
-            placed.append((partition, len(batch)))
-            batch.append(item)
-        firsts: dict[int, int] = {}
-        sync = self.settings.fsync == "always"
-        with _mapped(f"cannot publish to stream {self.name!r}"):
-            if self._flusher is not None:
-                self._flusher.raise_failure()
-            for partition in sorted(batches):
-                log = self._logs[partition]
-                rolls = log.rolls
-                firsts[partition] = log.append(batches[partition], sync=sync)
-                if self._flusher is not None:
-                    self._flusher.mark()
-                if log.rolls != rolls and self._retention_set:
-                    self._retain(log)
+            column = columns.get(partition)
+            if column is None:
+                column = columns[partition] = ([], [], [], [])
+            placed.append((partition, len(column[3])))
+            column[0].append(ts)
+            column[1].append(key)
+            column[2].append(headers)
+            column[3].append(value)
+        firsts = {p: self._append(p, RecordBatch.of_records(*columns[p])) for p in sorted(columns)}
         return [RecordPosition(p, firsts[p] + i) for p, i in placed]
+
+    def publish_values(
+        self,
+        values: Sequence[bytes | str],
+        *,
+        key: bytes | None = None,
+        timestamp: datetime | None = None,
+    ) -> PositionRange:
+        """Append values sharing ``key`` and ``timestamp`` to one partition, as one write.
+
+        The fast path: the values are concatenated and framed as batch frames in C (no Python
+        work per record). They go to ``crc32(key) % partitions``, or unkeyed to the next
+        partition in the round robin (as an unkeyed :meth:`publish`). Durable as
+        :meth:`publish`; the records are atomic per frame of ~1 MiB (a batch up to that size
+        is visible entirely or not at all, even after a crash mid-write).
+
+        Raises:
+            InvalidInputError: a value is neither bytes-like nor str, the key is not bytes, a
+                naive timestamp, or a record over 64 MiB.
+            LakekitError: the disk refused the write (full, read-only, ...).
+        """
+        self._check_open()
+        try:
+            blob = b"".join(values)  # type: ignore[arg-type]  # str values: TypeError
+        except TypeError:
+            values = _normalised_values(values)
+            blob = b"".join(values)
+        lens = list(map(len, values))
+        if sum(lens) != len(blob):  # memoryviews of multi-byte items: count bytes
+            values = [bytes(v) for v in values]  # type: ignore[arg-type]
+            lens = list(map(len, values))
+        if not lens:
+            return PositionRange(0, 0, 0)
+        if key is not None:
+            if not isinstance(key, bytes | bytearray | memoryview):
+                raise InvalidInputError(
+                    f"record key must be bytes or None, got {type(key).__name__}"
+                )
+            key = bytes(key)
+        key_size = 0 if key is None else len(key)
+        if len(blob) + key_size > MAX_RECORD_BYTES and max(lens) + key_size > MAX_RECORD_BYTES:
+            raise InvalidInputError(
+                f"a record of {max(lens) + key_size} bytes (key + value) exceeds the local "
+                f"stream's limit of {MAX_RECORD_BYTES} bytes"
+            )
+        ts = _now_ms() if timestamp is None else _to_ms(timestamp, what="timestamp")
+        count = len(self._logs)
+        partition = next(self._round_robin) % count if key is None else zlib.crc32(key) % count
+        batch = RecordBatch.of_values(values, lens, blob, timestamp=ts, key=key)  # type: ignore[arg-type]
+        return PositionRange(partition, self._append(partition, batch), len(lens))
 
     def partitions(self) -> list[int]:
         return list(range(len(self._logs)))
@@ -310,11 +376,7 @@ class LocalStream(StreamAdapter):
         if not isinstance(max_records, int) or max_records < 1:
             raise InvalidInputError(f"max_records must be an int >= 1, got {max_records!r}")
         with _mapped(f"cannot read stream {self.name!r} partition {partition}"):
-            name = self.name
-            return [
-                Record(name, partition, offset, _EPOCH + ts * _MS, value, key, _headers(headers))
-                for offset, ts, key, headers, value in log.read(offset, max_records)
-            ]
+            return _records(self.name, partition, log.read(offset, max_records))
 
     def offsets(self, which: Literal["earliest", "latest"]) -> dict[int, int]:
         """Per partition the earliest retained offset, or the next offset to be written."""
@@ -424,6 +486,25 @@ class LocalStream(StreamAdapter):
                 self._close_logs()
 
     # -- internals -----------------------------------------------------------------------------
+    def _append(self, partition: int, batch: RecordBatch) -> int:
+        """Append a batch to a partition; its first offset. Runs retention after a roll."""
+        try:  # not `with _mapped(...)`: this is the hot path, errors are mapped when they occur
+            if self._flusher is not None:
+                self._flusher.raise_failure()
+            log = self._logs[partition]
+            rolls = log.rolls
+            first = log.append(batch, sync=self._sync_each)
+            if self._flusher is not None:
+                self._flusher.mark()
+            if log.rolls != rolls and self._retention_set:
+                self._retain(log)
+        except LakekitError:
+            raise
+        except (OSError, ValueError):
+            with _mapped(f"cannot publish to stream {self.name!r}"):
+                raise
+        return first
+
     def _check_open(self) -> None:
         if self._closed:
             raise InvalidInputError(f"{self!r} is closed")
@@ -457,10 +538,14 @@ class LocalStream(StreamAdapter):
             raise errors[0]
 
 
+class _Syncable(Protocol):
+    def sync_data(self) -> None: ...
+
+
 class _Flusher:
     """Background fdatasync for ``fsync="batch"``: at most ``interval`` after a write."""
 
-    def __init__(self, logs: list[PartitionLog], interval: float, name: str) -> None:
+    def __init__(self, logs: Sequence[_Syncable], interval: float, name: str) -> None:
         self._logs = logs
         self._interval = interval
         self._name = name
@@ -472,9 +557,14 @@ class _Flusher:
 
     def mark(self) -> None:
         """Note that a write happened; the flusher syncs within the interval."""
+        if self._pending:  # a flush is due and has not started: it will cover this write
+            return
         with self._cond:
-            if self._pending:
-                return
+            self._schedule()
+
+    def _schedule(self) -> None:
+        """Under ``_cond``: make a flush due (starting the thread on first use)."""
+        if not self._pending:
             self._pending = True
             if self._thread is None:
                 self._thread = threading.Thread(
@@ -485,6 +575,8 @@ class _Flusher:
 
     def raise_failure(self) -> None:
         """Re-raise (once) an fdatasync error the background thread hit."""
+        if self._failure is None:
+            return
         with self._cond:
             failure, self._failure = self._failure, None
         if failure is not None:
@@ -559,9 +651,10 @@ def _open_metadata(path: Path, partitions: int, *, durable: bool) -> int:
         fmt = int(data.get("format", 0))
     except (ValueError, KeyError, TypeError) as exc:
         raise LakekitError(f"corrupt stream metadata {meta}: {exc}") from exc
-    if fmt != _FORMAT:
+    if fmt not in _READABLE_FORMATS:
         raise ConfigurationError(
-            f"stream at {path} uses format {fmt}; this lakekit reads format {_FORMAT}"
+            f"stream at {path} uses format {fmt}; this lakekit reads formats "
+            f"{', '.join(map(str, _READABLE_FORMATS))}: upgrade lakekit"
         )
     if existing != partitions:
         raise ConfigurationError(
@@ -569,10 +662,33 @@ def _open_metadata(path: Path, partitions: int, *, durable: bool) -> int:
             f"{partitions} was configured (LAKEKIT_STREAM_PARTITIONS); the partition count is "
             "fixed when a stream is created"
         )
+    if fmt != _FORMAT:
+        # Before the first batch frame is written: a lakekit that reads only format 1 must
+        # refuse the stream rather than report its new frames as damage.
+        _write_json_atomically(path, meta, {**data, "format": _FORMAT}, durable=durable)
     return existing
 
 
-def _encode_message(message: Message, now_ms: int) -> tuple[bytes | None, AppendItem]:
+def _write_json_atomically(
+    directory: Path, target: Path, body: dict[str, Any], *, durable: bool
+) -> None:
+    """Replace ``target`` by a complete new file (temporary file, fsync, rename)."""
+    tmp = directory / f".stream.{uuid.uuid4().hex}.tmp"
+    try:
+        with tmp.open("wb") as fh:
+            fh.write(json.dumps(body, indent=2).encode("utf-8"))
+            fh.flush()
+            if durable:
+                os.fsync(fh.fileno())
+        os.replace(tmp, target)
+        if durable:
+            fsync_dir(directory)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _encode_message(message: Message, now_ms: int) -> tuple[int, bytes | None, bytes, bytes]:
+    """(timestamp_ms, key, encoded headers, value) of a message, checked."""
     if not isinstance(message, Message):
         raise InvalidInputError(f"publish takes Message objects, got {type(message).__name__}")
     value, key = message.value, message.key
@@ -590,7 +706,95 @@ def _encode_message(message: Message, now_ms: int) -> tuple[bytes | None, Append
             f"of {MAX_RECORD_BYTES} bytes"
         )
     ts = now_ms if message.timestamp is None else _to_ms(message.timestamp, what="timestamp")
-    return key, (ts, key, headers, value)
+    return ts, key, headers, value
+
+
+def _normalised_values(values: Sequence[object]) -> list[bytes]:
+    """Values as bytes (str UTF-8 encoded).
+
+    Raises:
+        InvalidInputError: naming the first value that is neither bytes-like nor str.
+    """
+    out: list[bytes] = []
+    for i, value in enumerate(values):
+        if isinstance(value, str):
+            out.append(value.encode("utf-8"))
+        elif isinstance(value, bytes | bytearray | memoryview):
+            out.append(bytes(value))
+        else:
+            raise InvalidInputError(
+                f"record values must be bytes or str, got {type(value).__name__} at index {i}"
+            )
+    return out
+
+
+# -- building Records from decoded runs ----------------------------------------------------------
+_RECORD_FIELDS = ("stream", "partition", "offset", "timestamp", "value", "key", "headers")
+_FAST_RECORDS = tuple(f.name for f in dataclasses.fields(Record)) == _RECORD_FIELDS and all(
+    type(getattr(Record, name)).__name__ == "member_descriptor" for name in _RECORD_FIELDS
+)
+"""Whether Record is the slotted dataclass of these fields that :func:`_records` fills column
+by column (checked once, so a change to Record falls back to calling its constructor)."""
+_SETTERS: tuple[Callable[[Record, Any], None], ...] = (
+    tuple(getattr(Record, name).__set__ for name in _RECORD_FIELDS) if _FAST_RECORDS else ()
+)
+_new_record = object.__new__
+
+
+def _records(name: str, partition: int, runs: list[Run]) -> list[Record]:
+    """Records of decoded runs.
+
+    Filling each slot of every record column by column (C-level ``map`` over the slot
+    descriptors, as the frozen dataclass's own ``__init__`` sets them through
+    ``object.__setattr__``) costs about half of calling ``Record(...)`` per record. Records
+    are immutable either way; equal timestamps share one ``datetime``.
+    """
+    out: list[Record] = []
+    stamps: dict[int, datetime] = {}
+    for offset, timestamps, keys, headers, values in runs:
+        count = len(values)
+        if isinstance(timestamps, int):
+            when: Iterator[datetime] | list[datetime] = repeat(_datetime(timestamps, stamps))
+        else:
+            when = [_datetime(ts, stamps) for ts in timestamps]
+        key_column = repeat(keys) if keys is None or isinstance(keys, bytes) else keys
+        header_column = iter(dict, None) if headers is None else [_headers(raw) for raw in headers]
+        if not _FAST_RECORDS:  # pragma: no cover - only if Record changes shape
+            out += map(
+                Record,
+                repeat(name, count),
+                repeat(partition, count),
+                range(offset, offset + count),
+                when,
+                values,
+                key_column,
+                header_column,
+            )
+            continue
+        records = list(map(_new_record, repeat(Record, count)))
+        columns = (
+            repeat(name),
+            repeat(partition),
+            range(offset, offset + count),
+            when,
+            values,
+            key_column,
+            header_column,
+        )
+        for setter, column in zip(_SETTERS, columns, strict=True):
+            _drain(map(setter, records, column))
+        out += records
+    return out
+
+
+_drain: Callable[[Iterator[None]], None] = deque[None](maxlen=0).extend
+
+
+def _datetime(ts: int, cache: dict[int, datetime]) -> datetime:
+    found = cache.get(ts)
+    if found is None:
+        found = cache[ts] = _EPOCH + ts * _MS
+    return found
 
 
 def _headers(raw: bytes) -> dict[str, str]:
