@@ -8,8 +8,10 @@
                                                    run an ELT pipeline, print its run report
     lakekit transform "SQL" --into NS.TABLE        materialise a query into a table
     lakekit runs [PIPELINE] [--limit N] [--json]   show the pipeline run history
+    lakekit serve APP [--port N] [--lake URL]      run an app's function triggers locally
 
-The pipeline commands live in :mod:`lakekit._cli_ingest`.
+The pipeline commands live in :mod:`lakekit._cli_ingest`, ``serve`` in
+:mod:`lakekit.triggers.serve_command`.
 
 ``--lake`` defaults to ``$LAKEKIT_URL`` or ``lakekit.toml``. Errors print one line to stderr
 (never a credential) and exit with status 2 for usage/config errors, 1 for everything else.
@@ -26,6 +28,7 @@ from lakekit._cli_ingest import COMMANDS as PIPELINE_COMMANDS
 from lakekit._cli_ingest import add_parsers as add_pipeline_parsers
 from lakekit._cli_ingest import run_command as run_pipeline_command
 from lakekit.errors import ConfigurationError, InvalidInputError, LakekitError
+from lakekit.triggers.serve_command import add_parser as add_serve_parser
 
 if TYPE_CHECKING:
     from lakekit.lake import Lake
@@ -56,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="show the lake's adapters and capabilities")
     info.add_argument("--lake")
     add_pipeline_parsers(sub)
+    add_serve_parser(sub)
     return parser
 
 
@@ -78,6 +82,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command in PIPELINE_COMMANDS:
             with _connect(args.lake) as lake:
                 return run_pipeline_command(args, lake)
+        elif args.command == "serve":
+            from lakekit.triggers.serve_command import run as run_serve
+
+            return run_serve(args)
     except (ConfigurationError, InvalidInputError) as exc:
         print(f"lakekit: error: {exc}", file=sys.stderr)
         return 2

@@ -1,8 +1,10 @@
 """FunctionRuntime: named event handlers, invoked with retries, timeouts and a dead-letter record.
 
 * :class:`FunctionRuntimeAdapter` is what an adapter author implements.
-* :class:`FunctionRuntime` is what users call (``lake.functions``): the ``@handler`` decorator
-  and ``invoke`` with plain payloads.
+* :class:`FunctionRuntime` is what users call (``lake.functions``): the ``@handler`` decorator,
+  ``invoke`` with plain payloads, and the trigger decorators (``on_object_created``,
+  ``on_stream``, ``on_schedule``, ``on_http``) that record triggers as data for
+  :mod:`lakekit.triggers` (``lakekit serve``) and, later, cloud deployments.
 
 A handler is ``def handler(event: Event, context: Context) -> Any`` (or ``async def``). The same
 body runs locally and, through the cloud shims, on Lambda, Cloud Functions or Azure Functions.
@@ -37,33 +39,48 @@ import logging
 import math
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from datetime import time as dt_time
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypedDict, TypeVar, Unpack, overload
 
 from lakekit.capabilities import Capability, require
-from lakekit.errors import InvalidInputError
-from lakekit.events import Event, Invoke
+from lakekit.errors import InvalidInputError, LakekitError
+from lakekit.events import BatchResult, Event, Invoke, StreamRecords
 
 if TYPE_CHECKING:
     from lakekit.lake import Lake
+    from lakekit.triggers.model import Trigger, TriggerBinding
+    from lakekit.triggers.server import LocalServer
 
 __all__ = [
     "Context",
     "DeadLetter",
+    "FunctionOptionArgs",
     "FunctionOptions",
     "FunctionRuntime",
     "FunctionRuntimeAdapter",
     "Handler",
+    "PartialBatchError",
     "event_to_dict",
     "is_retryable",
+    "narrow_batch",
 ]
 
 Handler = Callable[[Any, "Context"], Any] | Callable[[Any, "Context"], Awaitable[Any]]
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class FunctionOptionArgs(TypedDict, total=False):
+    """The keyword arguments the trigger decorators take for :class:`FunctionOptions`."""
+
+    timeout: float
+    retries: int
+    backoff: float
+    max_backoff: float
+    concurrency: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,6 +263,46 @@ def _safe_repr(value: Any) -> str:
         return f"<unrepresentable {type(value).__name__}: {type(exc).__name__}>"
 
 
+class PartialBatchError(LakekitError):
+    """Some records of a stream batch failed (the handler returned a :class:`BatchResult`
+    naming them). Raised inside the runtime to retry just those records; it reaches users only
+    as the ``__cause__`` of the :class:`~lakekit.errors.FunctionError` of a batch whose failed
+    records exhausted their retries, and names it in the dead letter."""
+
+    def __init__(self, failed: tuple[str, ...], total: int) -> None:
+        self.failed = failed
+        shown = ", ".join(failed[:10]) + (", ..." if len(failed) > 10 else "")
+        super().__init__(f"{len(failed)} of {total} records failed (offsets {shown})")
+
+
+def narrow_batch(event: StreamRecords, result: BatchResult) -> StreamRecords:
+    """The records of ``event`` that ``result`` names as failed, as a new batch to retry.
+
+    The new batch keeps the stream, partition and record order; its ``id`` is derived from the
+    original id and the failed offsets (the same on every redelivery of the same narrowing),
+    so a handler that dedupes on the *batch* id still runs the retry. Handlers should dedupe
+    stream work per record (stream, partition, offset) instead.
+
+    Raises:
+        InvalidInputError: ``result`` names an offset that is not in the batch.
+    """
+    import hashlib
+
+    wanted = set(result.failed)
+    known = set(event.offsets)
+    unknown = sorted(wanted - known)
+    if unknown:
+        raise InvalidInputError(
+            f"BatchResult names offsets that are not in the batch: {unknown[:10]}; name failed "
+            "records by StreamRecord.offset (or pass the StreamRecord objects)"
+        )
+    records = tuple(record for record in event.records if record.offset in wanted)
+    digest = hashlib.sha256(
+        "\x00".join((event.id, *(record.offset for record in records))).encode("utf-8")
+    ).hexdigest()[:32]
+    return dataclasses.replace(event, id=digest, records=records)
+
+
 def is_retryable(exc: BaseException) -> bool:
     """Whether a handler failure is worth another attempt.
 
@@ -362,6 +419,10 @@ class FunctionRuntime:
 
     def __init__(self, adapter: FunctionRuntimeAdapter) -> None:
         self.adapter = adapter
+        self._trigger_lock = threading.RLock()
+        self._bindings: dict[str, list[Trigger]] = {}
+        # name -> (handler, options given to its decorators, or None if registered directly)
+        self._decorated: dict[str, tuple[Handler, dict[str, Any] | None]] = {}
 
     def __repr__(self) -> str:
         return f"FunctionRuntime({self.adapter!r})"
@@ -396,15 +457,24 @@ class FunctionRuntime:
             )
         else:
             _check_options(self.adapter, options)
-        self.adapter.register(name, handler, options)
+        with self._trigger_lock:
+            self.adapter.register(name, handler, options)
+            previous = self._decorated.get(name)
+            if previous is None or previous[0] is not handler:
+                self._bindings.pop(name, None)  # a new handler starts without triggers
+            self._decorated[name] = (handler, None)
 
     def unregister(self, name: str) -> None:
-        """Remove the function ``name``; invocations already accepted still complete.
+        """Remove the function ``name`` and its triggers; invocations already accepted still
+        complete.
 
         Raises:
             NotFoundError: no function called ``name``.
         """
-        self.adapter.unregister(name)
+        with self._trigger_lock:
+            self.adapter.unregister(name)
+            self._bindings.pop(name, None)
+            self._decorated.pop(name, None)
 
     @overload
     def handler(self, name: F, /) -> F: ...
@@ -453,15 +523,270 @@ class FunctionRuntime:
         }
         if callable(name):
             fn: F = name
-            self.register(fn.__name__, fn, _fit_options(self.adapter, given))
+            self._register_decorated(fn.__name__, fn, given, None)
             return fn
-        options = _fit_options(self.adapter, given)
+        _fit_options(self.adapter, given)  # refuse unsupported options at decoration time
 
         def decorate(fn: F) -> F:
-            self.register(name or fn.__name__, fn, options)
+            self._register_decorated(name or fn.__name__, fn, given, None)
             return fn
 
         return decorate
+
+    # -- triggers ---------------------------------------------------------------------------------
+    def on_object_created(
+        self,
+        prefix: str = "",
+        suffix: str = "",
+        *,
+        name: str | None = None,
+        **options: Unpack[FunctionOptionArgs],
+    ) -> Callable[[F], F]:
+        """Decorator: register the function and run it for every object created or
+        overwritten under ``prefix`` whose key ends with ``suffix``.
+
+        The handler receives :class:`~lakekit.events.ObjectCreated` with ``key`` relative to
+        the lake root. ``options`` are those of :meth:`handler` (``timeout``, ``retries``,
+        ``backoff``, ``max_backoff``, ``concurrency``). Delivery is asynchronous and
+        at-least-once (see ``docs/triggers.md``).
+
+        Raises:
+            InvalidInputError: a bad prefix/suffix/name/option.
+            NotSupportedError: an option the adapter cannot honour.
+        """
+        from lakekit.triggers.model import ObjectTrigger
+
+        trigger = ObjectTrigger(prefix=prefix, suffix=suffix, events=("created",))
+        return self._trigger_decorator(lambda _fn: trigger, name, options)
+
+    def on_object_deleted(
+        self,
+        prefix: str = "",
+        suffix: str = "",
+        *,
+        name: str | None = None,
+        **options: Unpack[FunctionOptionArgs],
+    ) -> Callable[[F], F]:
+        """Decorator: like :meth:`on_object_created`, for deleted objects
+        (:class:`~lakekit.events.ObjectDeleted`)."""
+        from lakekit.triggers.model import ObjectTrigger
+
+        trigger = ObjectTrigger(prefix=prefix, suffix=suffix, events=("deleted",))
+        return self._trigger_decorator(lambda _fn: trigger, name, options)
+
+    def on_stream(
+        self,
+        stream: str,
+        *,
+        group: str | None = None,
+        batch_size: int = 100,
+        max_wait: float = 0.0,
+        start: Literal["earliest", "latest"] = "earliest",
+        name: str | None = None,
+        **options: Unpack[FunctionOptionArgs],
+    ) -> Callable[[F], F]:
+        """Decorator: register the function and run it with batches of records of ``stream``.
+
+        Each invocation gets a :class:`~lakekit.events.StreamRecords` of up to ``batch_size``
+        records of *one* partition, in order, read as consumer ``group`` (default: the
+        function's name). Offsets are committed only after the batch succeeded or was
+        dead-lettered. Return :class:`~lakekit.events.BatchResult` to fail only some records.
+
+        Raises:
+            InvalidInputError: a bad stream/group name, batch size, wait or option; the
+                stream and group are already bound to another function.
+        """
+        from lakekit.triggers.model import StreamTrigger
+
+        def make(fn: Callable[..., Any]) -> Trigger:
+            return StreamTrigger(
+                stream=stream,
+                group=group or name or fn.__name__,
+                batch_size=batch_size,
+                max_wait=max_wait,
+                start=start,
+            )
+
+        make(_nothing)  # a bad stream name, batch size, ... fails here, not when applied
+        return self._trigger_decorator(make, name, options)
+
+    def on_schedule(
+        self, expression: str, *, name: str | None = None, **options: Unpack[FunctionOptionArgs]
+    ) -> Callable[[F], F]:
+        """Decorator: register the function and run it on a schedule, ``rate(5 minutes)`` or
+        ``cron(0 3 * * ? *)`` (UTC). The handler receives :class:`~lakekit.events.Schedule`
+        whose ``id`` is derived from the function and the scheduled time.
+
+        Raises:
+            InvalidInputError: the expression does not parse, or a bad name/option.
+        """
+        from lakekit.triggers.model import ScheduleTrigger
+
+        trigger = ScheduleTrigger(expression)
+        return self._trigger_decorator(lambda _fn: trigger, name, options)
+
+    def on_http(
+        self,
+        path: str,
+        *,
+        methods: Sequence[str] = ("GET", "POST"),
+        name: str | None = None,
+        **options: Unpack[FunctionOptionArgs],
+    ) -> Callable[[F], F]:
+        """Decorator: register the function and serve it at ``path`` on the local HTTP server.
+
+        The handler receives :class:`~lakekit.events.Http` and returns an
+        :class:`~lakekit.events.HttpResponse` or a JSON-able value. Requests are synchronous
+        and never retried (``retries`` applies to the function's other triggers only).
+
+        Raises:
+            InvalidInputError: a bad path, method, name or option; the route is already bound
+                to another function.
+        """
+        from lakekit.triggers.model import HttpTrigger
+
+        chosen = (methods,) if isinstance(methods, str) else tuple(methods)
+        trigger = HttpTrigger(path=path, methods=chosen)
+        return self._trigger_decorator(lambda _fn: trigger, name, options)
+
+    def add_trigger(self, name: str, trigger: Trigger) -> None:
+        """Attach ``trigger`` to the registered function ``name`` (what the decorators do).
+        Adding a trigger the function already has does nothing.
+
+        Raises:
+            NotFoundError: no function called ``name``.
+            InvalidInputError: ``trigger`` is not a trigger, or it clashes with another
+                function's trigger (the same HTTP route, or the same stream and group).
+        """
+        from lakekit.errors import NotFoundError
+        from lakekit.triggers.model import TRIGGER_TYPES
+
+        if not isinstance(trigger, TRIGGER_TYPES):
+            raise InvalidInputError(
+                f"not a trigger: {type(trigger).__name__}; use ObjectTrigger, StreamTrigger, "
+                "ScheduleTrigger or HttpTrigger from lakekit.triggers"
+            )
+        with self._trigger_lock:
+            if name not in self.adapter.functions():
+                raise NotFoundError(
+                    f"no function named {name!r} is registered; register it before adding a trigger"
+                )
+            self._check_clash(name, trigger)
+            bound = self._bindings.setdefault(name, [])
+            if trigger not in bound:
+                bound.append(trigger)
+
+    def triggers(self, name: str | None = None) -> list[TriggerBinding]:
+        """The registered functions' triggers (of one function, or all), sorted by function
+        name, each function's in the order they were added. The same list drives the local
+        server and, later, cloud deployments."""
+        from lakekit.triggers.model import TriggerBinding
+
+        with self._trigger_lock:
+            return [
+                TriggerBinding(function, trigger)
+                for function, bound in sorted(self._bindings.items())
+                if name is None or function == name
+                for trigger in bound
+            ]
+
+    def serve(self, **settings: Any) -> LocalServer:
+        """Start a :class:`~lakekit.triggers.server.LocalServer` for this runtime's lake and
+        return it running (use it as a context manager, or call ``stop()``). ``settings`` are
+        the server's keyword arguments (``http_port=0``, ``scan_interval``, ...).
+
+        Raises:
+            ConfigurationError: the runtime has no lake (build it through lakekit.connect).
+            NotSupportedError: the runtime is not the local one.
+        """
+        from lakekit.errors import ConfigurationError
+        from lakekit.triggers.server import LocalServer
+
+        lake = getattr(self.adapter, "lake", None)
+        if lake is None:
+            raise ConfigurationError(
+                "this function runtime belongs to no lake: open it with lakekit.connect(...) "
+                "or start lakekit.triggers.LocalServer(lake) yourself"
+            )
+        server = LocalServer(lake, **settings)
+        server.start()
+        return server
+
+    def _trigger_decorator(
+        self,
+        make: Callable[[Callable[..., Any]], Trigger],
+        name: str | None,
+        options: FunctionOptionArgs,
+    ) -> Callable[[F], F]:
+        unknown = sorted(set(options) - _OPTION_NAMES)
+        if unknown:
+            raise InvalidInputError(
+                f"unknown option(s) {unknown}; functions take {sorted(_OPTION_NAMES)}"
+            )
+        given = {key: value for key, value in options.items() if value is not None}
+        _fit_options(self.adapter, given)  # refuse bad or unsupported options at once
+
+        def decorate(fn: F) -> F:
+            self._register_decorated(name or fn.__name__, fn, given, make(fn))
+            return fn
+
+        return decorate
+
+    def _register_decorated(
+        self, name: str, fn: Handler, given: Mapping[str, Any], trigger: Trigger | None
+    ) -> None:
+        """Register ``fn`` from a decorator. Stacked decorators on the same function (a
+        trigger decorator above or below another decorator) merge their options; giving one
+        option two different values is an error."""
+        with self._trigger_lock:
+            previous = self._decorated.get(name)
+            stacked = (
+                previous is not None
+                and previous[0] is fn
+                and (trigger is not None or bool(self._bindings.get(name)))
+            )
+            merged = dict(given)
+            if stacked:
+                assert previous is not None
+                before = previous[1]
+                if before is None:  # registered directly: its options count as given
+                    before = dataclasses.asdict(self.adapter.functions()[name])
+                merged = _merge_options(name, before, given)
+            if trigger is not None:
+                self._check_clash(name, trigger)
+            self.register(name, fn, _fit_options(self.adapter, merged))
+            self._decorated[name] = (fn, merged)
+            if trigger is not None:
+                self.add_trigger(name, trigger)
+
+    def _check_clash(self, name: str, trigger: Trigger) -> None:
+        from lakekit.triggers.model import HttpTrigger, StreamTrigger
+
+        for other, bound in self._bindings.items():
+            if other == name:
+                continue
+            for existing in bound:
+                if (
+                    isinstance(trigger, HttpTrigger)
+                    and isinstance(existing, HttpTrigger)
+                    and trigger.path == existing.path
+                    and set(trigger.methods) & set(existing.methods)
+                ):
+                    both = sorted(set(trigger.methods) & set(existing.methods))
+                    raise InvalidInputError(
+                        f"HTTP route {','.join(both)} {trigger.path} is already served by "
+                        f"function {other!r}"
+                    )
+                if (
+                    isinstance(trigger, StreamTrigger)
+                    and isinstance(existing, StreamTrigger)
+                    and (trigger.stream, trigger.group) == (existing.stream, existing.group)
+                ):
+                    raise InvalidInputError(
+                        f"stream {trigger.stream!r} with consumer group {trigger.group!r} "
+                        f"already triggers function {other!r}; give each function its own "
+                        "group (two functions in one group would split the records)"
+                    )
 
     def functions(self) -> dict[str, FunctionOptions]:
         """The registered functions and their options."""
@@ -498,3 +823,24 @@ class FunctionRuntime:
 
 def _as_event(payload: Any) -> Event:
     return payload if isinstance(payload, Event) else Invoke(payload=payload)
+
+
+_OPTION_NAMES = frozenset(f.name for f in dataclasses.fields(FunctionOptions))
+
+
+def _nothing(event: Any, context: Context) -> None:
+    return None
+
+
+def _merge_options(
+    name: str, before: Mapping[str, Any], given: Mapping[str, Any]
+) -> dict[str, Any]:
+    merged = dict(before)
+    for key, value in given.items():
+        if key in merged and merged[key] != value:
+            raise InvalidInputError(
+                f"function {name!r}: {key}={value!r} conflicts with {key}={merged[key]!r} given "
+                "by another of its decorators; give each option once"
+            )
+        merged[key] = value
+    return merged

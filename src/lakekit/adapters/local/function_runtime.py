@@ -18,6 +18,11 @@ attempt. What it guarantees:
   object store *before* its future resolves, so it survives a restart and can be read from any
   process. Without a store (a runtime built directly, without ``store=``/``lake=``) dead letters
   live in memory and die with the process.
+* **Trigger deliveries** (used by :mod:`lakekit.triggers`): :meth:`~LocalFunctionRuntime.
+  invoke_batch_async` retries only the records a stream handler reports as failed
+  (partial batch failure); :meth:`~LocalFunctionRuntime.invoke_request` runs a request/response
+  delivery (HTTP) once, without retries; dead-letter listeners see every dead letter as it is
+  written.
 * **Drain on close**: ``close(wait=True)`` lets every accepted invocation finish, retries
   included; ``close(wait=False)`` runs no further attempts and dead-letters the async events that
   were still waiting, so an accepted event is never silently dropped.
@@ -59,7 +64,7 @@ from lakekit.errors import (
     NotFoundError,
     TransientError,
 )
-from lakekit.events import Event
+from lakekit.events import BatchResult, Event, StreamRecords
 from lakekit.identifiers import validate_name
 from lakekit.interfaces.function_runtime import (
     Context,
@@ -67,8 +72,10 @@ from lakekit.interfaces.function_runtime import (
     FunctionOptions,
     FunctionRuntimeAdapter,
     Handler,
+    PartialBatchError,
     event_to_dict,
     is_retryable,
+    narrow_batch,
 )
 
 if TYPE_CHECKING:
@@ -244,6 +251,11 @@ class _Invocation:
     attempts: int = 0
     started: bool = False
     abandoned: bool = False
+    partial_batches: bool = False
+    """A stream batch delivered by a trigger: a BatchResult naming failed records retries
+    only those records (the event is narrowed before the next attempt)."""
+    max_retries: int | None = None
+    """Overrides ``options.retries`` (0 for request/response deliveries such as HTTP)."""
 
 
 @dataclass(eq=False, slots=True)
@@ -327,6 +339,7 @@ class LocalFunctionRuntime(FunctionRuntimeAdapter):
         self._seq = itertools.count()
         self._rng = random.Random()  # noqa: S311 - jitter, not cryptography
         self._timers = _Timers(f"lakekit-functions-timers-{id(self):x}")
+        self._letter_listeners: list[Callable[[DeadLetter], None]] = []
 
     @classmethod
     def from_settings(cls, settings: AdapterSettings, lake: Lake) -> Self:
@@ -352,6 +365,43 @@ class LocalFunctionRuntime(FunctionRuntimeAdapter):
     @property
     def max_workers(self) -> int:
         return self._max_workers
+
+    @property
+    def lake(self) -> Lake | None:
+        """The lake handlers see as ``context.lake`` (None for a runtime built without one)."""
+        return self._lake
+
+    @property
+    def dead_letter_prefix(self) -> str:
+        """The object-store prefix dead letters are written under."""
+        return self._prefix
+
+    def bind_lake(self, lake: Lake) -> None:
+        """Give a runtime built without a lake one: handlers then see it as ``context.lake``,
+        and, if the runtime had no store, dead letters go to ``lake.store``. A runtime that
+        already has a lake keeps it. Used by the local trigger server."""
+        with self._cond:
+            if self._lake is None:
+                self._lake = lake
+            if self._store is None:
+                self._store = lake.store
+
+    def add_dead_letter_listener(self, callback: Callable[[DeadLetter], None]) -> None:
+        """Call ``callback(letter)`` for every dead letter, after it is written and before the
+        failed invocation's future resolves (so the letter is visible to whoever waits on it).
+
+        Callbacks run on the runtime's threads; one that raises is logged and ignored, never
+        losing the letter. The local trigger server uses this to publish dead letters to a
+        stream.
+        """
+        with self._cond:
+            self._letter_listeners.append(callback)
+
+    def remove_dead_letter_listener(self, callback: Callable[[DeadLetter], None]) -> None:
+        """Stop calling ``callback``; a callback that was not added is ignored."""
+        with self._cond:
+            if callback in self._letter_listeners:
+                self._letter_listeners.remove(callback)
 
     # -- registry -------------------------------------------------------------------------------
     def register(self, name: str, handler: Handler, options: FunctionOptions) -> None:
@@ -402,6 +452,10 @@ class LocalFunctionRuntime(FunctionRuntimeAdapter):
         """
         parent = _calling_context(self)
         inv = self._submit(name, event, is_async=False, borrowed=parent is not None)
+        return self._wait_sync(inv, parent, name)
+
+    def _wait_sync(self, inv: _Invocation, parent: Context | None, name: str) -> Any:
+        """Wait for a sync invocation; a nested caller gives up at its own deadline."""
         if parent is None:
             return inv.future.result()
         while not inv.future.done():
@@ -427,6 +481,44 @@ class LocalFunctionRuntime(FunctionRuntimeAdapter):
             ConfigurationError: the runtime is closed.
         """
         return self._submit(name, event, is_async=True, borrowed=False).future
+
+    def invoke_batch_async(self, name: str, event: StreamRecords) -> Future[Any]:
+        """Queue a stream batch with **partial batch failure**: like :meth:`invoke_async`, but
+        a handler that returns a :class:`~lakekit.events.BatchResult` naming failed records
+        gets only those records retried (after the usual backoff, counting as an attempt);
+        the records it did not name count as processed. A handler that raises (or times out)
+        fails every record of the attempt. Once the retries are exhausted the records still
+        failing are dead-lettered as one narrowed batch (``extra`` holds the stream, partition
+        and offsets) and the future fails with FunctionError whose ``__cause__`` is the last
+        error (a :class:`PartialBatchError` for reported failures).
+
+        The future resolves to the last attempt's result on success. A BatchResult naming an
+        offset that is not in the batch fails the whole attempt (as Lambda does).
+
+        Raises:
+            InvalidInputError: ``event`` is not a StreamRecords batch.
+            NotFoundError: no function called ``name``.
+            ConfigurationError: the runtime is closed.
+        """
+        if not isinstance(event, StreamRecords):
+            raise InvalidInputError(
+                f"invoke_batch_async takes a StreamRecords batch, got {type(event).__name__}"
+            )
+        return self._submit(name, event, is_async=True, borrowed=False, partial_batches=True).future
+
+    def invoke_request(self, name: str, event: Event) -> Any:
+        """Run ``name`` once, synchronously, **without retries**, and return its result: the
+        delivery a request/response trigger (HTTP) gets, whatever ``options.retries`` says,
+        as on the clouds where synchronous invocations are never retried. The timeout and the
+        concurrency limit apply; nothing is dead-lettered (the caller has the error).
+
+        Raises:
+            NotFoundError, FunctionTimeoutError, FunctionError, ConfigurationError: as for
+                :meth:`invoke`.
+        """
+        parent = _calling_context(self)
+        inv = self._submit(name, event, is_async=False, borrowed=parent is not None, max_retries=0)
+        return self._wait_sync(inv, parent, name)
 
     def dead_letters(self, name: str | None = None) -> list[DeadLetter]:
         """Async events that failed for good, oldest first, read from the store when there is
@@ -505,7 +597,16 @@ class LocalFunctionRuntime(FunctionRuntimeAdapter):
             "@lake.functions.handler() or lake.functions.register()"
         )
 
-    def _submit(self, name: str, event: Event, *, is_async: bool, borrowed: bool) -> _Invocation:
+    def _submit(
+        self,
+        name: str,
+        event: Event,
+        *,
+        is_async: bool,
+        borrowed: bool,
+        partial_batches: bool = False,
+        max_retries: int | None = None,
+    ) -> _Invocation:
         if not isinstance(event, Event):
             raise InvalidInputError(
                 f"functions receive lakekit.events.Event objects, got {type(event).__name__}"
@@ -522,6 +623,8 @@ class LocalFunctionRuntime(FunctionRuntimeAdapter):
                 future=Future(),
                 is_async=is_async,
                 borrowed=borrowed,
+                partial_batches=partial_batches,
+                max_retries=max_retries,
             )
             self._outstanding.add(inv)
             self._enqueue_locked(inv)
@@ -662,7 +765,27 @@ class LocalFunctionRuntime(FunctionRuntimeAdapter):
         elif outcome.error is not None:
             self._after_failure(attempt, outcome.error)
         else:
-            self._resolve(attempt.invocation, value=outcome.value)
+            partial = self._partial_failure(attempt.invocation, outcome.value)
+            if partial is not None:
+                self._after_failure(attempt, partial)
+            else:
+                self._resolve(attempt.invocation, value=outcome.value)
+
+    def _partial_failure(self, inv: _Invocation, value: Any) -> Exception | None:
+        """For a trigger-delivered batch whose handler returned a BatchResult naming failed
+        records: narrow the invocation's event to those records and return the error to retry
+        (or dead-letter) them with. None when the batch succeeded."""
+        if not (inv.partial_batches and isinstance(value, BatchResult) and value.failed):
+            return None
+        assert isinstance(inv.event, StreamRecords)
+        try:
+            narrowed = narrow_batch(inv.event, value)
+        except InvalidInputError as exc:  # unknown offsets: the whole attempt failed
+            return TransientError(str(exc))
+        total = len(inv.event.records)
+        with self._cond:
+            inv.event = narrowed
+        return PartialBatchError(narrowed.offsets, total)
 
     def _after_failure(self, attempt: _Attempt, error: BaseException | None) -> None:
         """Retry the invocation after a backoff, or fail it for good. ``error`` None means the
@@ -673,12 +796,10 @@ class LocalFunctionRuntime(FunctionRuntimeAdapter):
         error_type = "FunctionTimeoutError" if error is None else type(error).__name__
         retryable = error is None or is_retryable(error)
         logger = attempt.context.logger
+        retries = options.retries if inv.max_retries is None else inv.max_retries
         with self._cond:
             retry = (
-                retryable
-                and number <= options.retries
-                and not self._stop_retrying
-                and not inv.abandoned
+                retryable and number <= retries and not self._stop_retrying and not inv.abandoned
             )
             if retry:
                 delay = retry_delay(options, number, self._rng)
@@ -689,7 +810,7 @@ class LocalFunctionRuntime(FunctionRuntimeAdapter):
                 "function %s: attempt %d/%d of invocation %s failed with %s; retrying in %.3fs",
                 inv.function.name,
                 number,
-                options.retries + 1,
+                retries + 1,
                 inv.invocation_id,
                 error_type,
                 delay,
@@ -700,7 +821,7 @@ class LocalFunctionRuntime(FunctionRuntimeAdapter):
             inv.function.name,
             inv.invocation_id,
             number,
-            options.retries + 1,
+            retries + 1,
             error_type,
         )
         name = inv.function.name
@@ -769,10 +890,21 @@ class LocalFunctionRuntime(FunctionRuntimeAdapter):
                 attempts=attempts,
                 failed_at=datetime.now(UTC),
                 invocation_id=inv.invocation_id,
+                extra=_letter_extra(inv.event),
             )
             where = self._write_dead_letter(letter)
             final.add_note(f"dead letter: {where}")
+            self._notify_letter_listeners(letter)
         self._resolve(inv, error=final)
+
+    def _notify_letter_listeners(self, letter: DeadLetter) -> None:
+        with self._cond:
+            listeners = list(self._letter_listeners)
+        for listener in listeners:
+            try:
+                listener(letter)
+            except Exception as exc:  # a listener must never lose the letter or the result
+                _log.error("dead-letter listener %r failed with %s", listener, type(exc).__name__)
 
     def _resolve(
         self, inv: _Invocation, *, value: Any = None, error: BaseException | None = None
@@ -847,6 +979,13 @@ class LocalFunctionRuntime(FunctionRuntimeAdapter):
 
 
 # -- helpers ------------------------------------------------------------------------------------
+def _letter_extra(event: Event) -> dict[str, Any]:
+    """Where a dead-lettered stream batch's records can be read again."""
+    if isinstance(event, StreamRecords):
+        return {"stream": event.stream, "partition": event.partition, "offsets": event.offsets}
+    return {}
+
+
 def _as_store(store: ObjectStore | ObjectStoreAdapter) -> ObjectStore:
     from lakekit.interfaces.object_store import ObjectStore, ObjectStoreAdapter
 

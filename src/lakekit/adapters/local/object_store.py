@@ -25,6 +25,12 @@ Writes use ``os`` primitives rather than fsspec's ``LocalFileSystem`` because fs
 place (a reader can see a half-written file), offers no create-if-absent or compare-and-swap,
 and does not fsync. fsspec and pyarrow filesystems are still handed out for reading.
 
+**Change listeners** (in-process): :func:`add_change_listener` registers a callback that every
+``LocalObjectStore`` of this process on the same root calls after each successful put, copy or
+delete, so the local trigger server (:mod:`lakekit.triggers`) reports lakekit's own writes at
+once instead of waiting for its next scan. Writes of other processes and programs are found by
+that scan. With no listener registered a write pays one dictionary lookup.
+
 Limits: POSIX only (``fcntl``). A key and keys below it (``a`` and ``a/b``) cannot coexist, a
 path segment is limited by the filesystem (255 bytes on most), and files changed in place by
 other programs are not atomic for lakekit readers. Symbolic links are followed only while they
@@ -38,8 +44,10 @@ import errno
 import fcntl
 import hashlib
 import io
+import logging
 import os
 import stat
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -80,7 +88,14 @@ if TYPE_CHECKING:
 
     from lakekit.lake import Lake
 
-__all__ = ["LocalObjectStore", "LocalObjectStoreSettings"]
+__all__ = [
+    "ChangeListener",
+    "LocalObjectStore",
+    "LocalObjectStoreSettings",
+    "add_change_listener",
+    "etag_of",
+    "remove_change_listener",
+]
 
 TMP_DIR = f"{RESERVED_PREFIX}-tmp"
 """Scratch directory for in-flight writes, inside the root so that renames stay atomic."""
@@ -116,6 +131,50 @@ class LocalObjectStoreSettings(AdapterSettings):
             "Env LAKEKIT_STORE_FSYNC."
         ),
     )
+
+
+ChangeListener = Callable[[str, str, "ObjectMeta | None"], None]
+"""``callback(kind, key, meta)``: ``kind`` is ``"created"`` (``meta`` the new version's
+metadata) or ``"deleted"`` (``meta`` None)."""
+
+_listeners: dict[str, builtins.list[ChangeListener]] = {}
+_listeners_lock = threading.Lock()
+
+
+def add_change_listener(root: str | os.PathLike[str], callback: ChangeListener) -> None:
+    """Call ``callback(kind, key, meta)`` after every successful put, copy and delete that a
+    ``LocalObjectStore`` of *this process* makes under ``root`` (any instance on that root).
+
+    The callback runs on the writer's thread after the change is durable, outside every lock;
+    it must be quick (hand the change to another thread) and must not raise (an exception is
+    logged and ignored: it never fails the write).
+    """
+    key = os.path.realpath(os.fspath(root))
+    with _listeners_lock:
+        _listeners.setdefault(key, []).append(callback)
+
+
+def remove_change_listener(root: str | os.PathLike[str], callback: ChangeListener) -> None:
+    """Stop calling ``callback`` for ``root``; a callback that was not added is ignored."""
+    key = os.path.realpath(os.fspath(root))
+    with _listeners_lock:
+        callbacks = _listeners.get(key)
+        if callbacks is not None and callback in callbacks:
+            callbacks.remove(callback)
+            if not callbacks:
+                del _listeners[key]
+
+
+def _notify(root: str, kind: str, key: str, meta: ObjectMeta | None) -> None:
+    if not _listeners:  # the common case: nobody listens
+        return
+    with _listeners_lock:
+        callbacks = tuple(_listeners.get(root, ()))
+    for callback in callbacks:
+        try:
+            callback(kind, key, meta)
+        except Exception:
+            logging.getLogger("lakekit.store").exception("object change listener failed")
 
 
 class _Entry(NamedTuple):
@@ -219,7 +278,9 @@ class LocalObjectStore(ObjectStoreAdapter):
                     self._install(key, target, lambda: os.replace(tmp, target))
         finally:
             _unlink_quietly(tmp)
-        return _meta(key, st)
+        meta = _meta(key, st)
+        _notify(self._root, "created", key, meta)
+        return meta
 
     def delete(self, keys: Iterable[str]) -> None:
         """Delete each key (missing keys and prefixes are ignored), then remove directories
@@ -244,6 +305,7 @@ class LocalObjectStore(ObjectStoreAdapter):
                 if self._fsync:
                     _fsync_dir(parent)
             self._prune(parent)
+            _notify(self._root, "deleted", key, None)
 
     def copy(self, src: str, dst: str, *, overwrite: bool = True) -> ObjectMeta:
         """Copy ``src`` to ``dst``; the copy appears atomically (and, with ``overwrite=False``,
@@ -765,6 +827,11 @@ class _RangeFile(io.RawIOBase):
 
 
 # -- module helpers -----------------------------------------------------------------------------
+def etag_of(st: os.stat_result) -> str:
+    """The etag ``head``/``list`` report for a file with this ``stat`` (see :func:`_etag`)."""
+    return _etag(st)
+
+
 def _etag(st: os.stat_result) -> str:
     """The etag of a file version: inode, nanosecond mtime and size, in hex.
 
