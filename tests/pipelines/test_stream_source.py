@@ -283,3 +283,48 @@ def test_a_stream_without_consumer_groups_is_not_supported(tmp_path: Path) -> No
             StreamSource(Stream(adapter), group="g")
     finally:
         adapter.close()
+
+
+def test_sequence_number_offsets_load_as_ordered_text(tmp_path: Path) -> None:
+    from lakekit.pipelines.sources.stream import OFFSET_DIGITS
+
+    class Sequenced(LocalStream):
+        """Offsets far beyond int64, as Kinesis sequence numbers are (~200 bits)."""
+
+        dense_offsets: ClassVar[bool] = False
+        base = 2**190
+
+        def read(self, partition: int, offset: int, max_records: int) -> list[Record]:
+            import dataclasses
+
+            local = max(0, offset - self.base) if offset >= self.base else offset
+            return [
+                dataclasses.replace(r, offset=r.offset + self.base)
+                for r in super().read(partition, local, max_records)
+            ]
+
+        def offsets(self, which: Any) -> dict[int, int]:
+            return {p: n + self.base for p, n in super().offsets(which).items()}
+
+        def committed(self, group: str) -> dict[int, int]:
+            return {p: n + self.base for p, n in super().committed(group).items()}
+
+        def commit(self, group: str, offsets: Mapping[int, int]) -> None:
+            super().commit(group, {p: n - self.base for p, n in offsets.items()})
+
+    url = f"local://{tmp_path / 'lake'}"
+    with lakekit.connect(
+        url, stream=lambda name: Sequenced(name, directory=tmp_path / "s", partitions=2)
+    ) as lake:
+        stream = lake.stream("events")
+        _publish(stream, range(12))
+        report = lake.pipeline("p").run(
+            StreamSource(stream, group="g", max_records=5), into="raw.events", progress=False
+        )
+        assert report.rows_out == 12
+        table = lake.table("raw.events").to_arrow()
+    assert table.schema.field("_stream_offset").type == pa.string()
+    offsets = table.column("_stream_offset").to_pylist()
+    assert all(len(o) == OFFSET_DIGITS for o in offsets)
+    assert sorted(int(o) for o in offsets) == [int(o) for o in sorted(offsets)], "text order"
+    assert min(int(o) for o in offsets) >= 2**190

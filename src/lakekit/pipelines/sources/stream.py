@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from lakekit.interfaces.catalog import JSONValue
     from lakekit.interfaces.stream import Record, Stream
 
-__all__ = ["METADATA_COLUMNS", "Decoder", "StreamSource"]
+__all__ = ["METADATA_COLUMNS", "OFFSET_DIGITS", "Decoder", "StreamSource"]
 
 _logger = logging.getLogger(__name__)
 
@@ -47,8 +47,16 @@ Decoder = Callable[["Record"], Mapping[str, Any] | None]
 """Turns one record into one row (column -> value), or None to skip the record."""
 
 METADATA_COLUMNS = ("_stream_partition", "_stream_offset", "_stream_timestamp")
-"""Columns added to every row: the record's partition (int32), offset (int64) and timestamp
-(``timestamp[us, UTC]``). Partition + offset identify a record uniquely within the stream."""
+"""Columns added to every row: the record's partition (int32), offset and timestamp
+(``timestamp[us, UTC]``). Partition + offset identify a record uniquely within the stream.
+
+The offset is an int64 for streams with dense offsets (the local stream). Streams whose offsets
+are the backend's sequence numbers (``StreamAdapter.dense_offsets = False``: Kinesis, whose
+offsets run to ~200 bits) get it as decimal text zero-padded to :data:`OFFSET_DIGITS` digits,
+so that sorting the column as text orders records as their offsets do."""
+
+OFFSET_DIGITS = 78
+"""Digits of a text ``_stream_offset``: enough for any 256-bit offset."""
 
 _STATE_KEY = "offsets"
 
@@ -242,7 +250,11 @@ class StreamSource(Source):
         data = data.append_column(
             "_stream_partition", pa.array([r.partition for r in kept], pa.int32())
         )
-        data = data.append_column("_stream_offset", pa.array([r.offset for r in kept], pa.int64()))
+        if self.stream.adapter.dense_offsets:
+            offsets = pa.array([r.offset for r in kept], pa.int64())
+        else:
+            offsets = pa.array([f"{r.offset:0{OFFSET_DIGITS}d}" for r in kept], pa.string())
+        data = data.append_column("_stream_offset", offsets)
         data = data.append_column(
             "_stream_timestamp",
             pa.array([r.timestamp for r in kept], pa.timestamp("us", tz="UTC")),
