@@ -128,7 +128,13 @@ __all__ = [
 ]
 
 
+_SUBPACKAGES = frozenset({"streaming"})
+"""Subpackages reachable as ``lakekit.<name>`` without importing them first (loaded on use)."""
+
+
 def __getattr__(name: str) -> Any:
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f"lakekit.{name}")
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'lakekit' has no attribute {name!r}")
