@@ -250,10 +250,11 @@ class StreamSource(Source):
         data = data.append_column(
             "_stream_partition", pa.array([r.partition for r in kept], pa.int32())
         )
-        if self.stream.adapter.dense_offsets:
-            offsets = pa.array([r.offset for r in kept], pa.int64())
-        else:
-            offsets = pa.array([f"{r.offset:0{OFFSET_DIGITS}d}" for r in kept], pa.string())
+        offsets: pa.Array[Any] = (
+            pa.array([r.offset for r in kept], pa.int64())
+            if self.stream.adapter.dense_offsets
+            else pa.array([f"{r.offset:0{OFFSET_DIGITS}d}" for r in kept], pa.string())
+        )
         data = data.append_column("_stream_offset", offsets)
         data = data.append_column(
             "_stream_timestamp",
