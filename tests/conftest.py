@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from servers.moto import MotoServer, MotoUnavailableError, running_moto
 from servers.postgres import PostgresServer, PostgresUnavailableError, running_postgres
 
 
@@ -50,4 +51,21 @@ def postgres_server() -> Iterator[PostgresServer]:
             if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
                 pytest.fail(f"PostgreSQL is required on CI but could not start: {exc}")
             pytest.skip(f"PostgreSQL unavailable: {exc}")
+        yield server
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[MotoServer]:
+    """moto in server mode on 127.0.0.1 (S3, Glue, ...), one process for the whole session.
+
+    Locally, a machine that cannot start it skips the AWS tests; on CI (``CI=true``) that is a
+    failure, so the AWS half of the suite can never silently vanish.
+    """
+    with contextlib.ExitStack() as stack:
+        try:
+            server = stack.enter_context(running_moto())
+        except MotoUnavailableError as exc:
+            if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+                pytest.fail(f"moto is required on CI but could not start: {exc}")
+            pytest.skip(f"moto unavailable: {exc}")
         yield server

@@ -175,6 +175,11 @@ def _default_urls(lake_url: str) -> dict[str, str]:
             "stream": "local",
             "functions": "local",
         }
+    if scheme in ("s3", "s3a"):
+        # An AWS lake: S3 store, Glue catalog, DuckDB reading the tables through the S3 store
+        # (until the Athena engine lands), in-process functions. No stream default: choose
+        # one explicitly (e.g. LAKEKIT_STREAM=local) until the Kinesis adapter defines it.
+        return {"store": lake_url, "catalog": "glue://", "engine": "duckdb", "functions": "local"}
     # Other lakes get their store from the URL; the rest must be configured until their
     # provider's adapters define defaults.
     return {"store": lake_url, "engine": "duckdb", "functions": "local"}

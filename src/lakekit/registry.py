@@ -53,28 +53,41 @@ _SQL_CATALOG = AdapterEntry("lakekit.adapters.sql.catalog:SqlCatalog")
 _POSTGRES_CATALOG = AdapterEntry(
     "lakekit.adapters.sql.catalog:SqlCatalog", extra="postgres", requires=("psycopg",)
 )
+_S3_STORE = AdapterEntry(
+    "lakekit.adapters.aws.object_store:S3ObjectStore", extra="aws", requires=("boto3",)
+)
 
 # Sorted by (component, scheme). Cloud adapters join this table as they are built.
 _BUILTIN: dict[tuple[str, str], AdapterEntry] = {
+    ("catalog", "glue"): AdapterEntry(
+        "lakekit.adapters.aws.glue_catalog:GlueCatalog", extra="aws", requires=("boto3",)
+    ),
     ("catalog", "postgresql"): _POSTGRES_CATALOG,
     ("catalog", "sqlite"): _SQL_CATALOG,
+    ("engine", "athena"): AdapterEntry(
+        "lakekit.adapters.aws.athena_engine:AthenaEngine", extra="aws", requires=("boto3",)
+    ),
     ("engine", "duckdb"): AdapterEntry("lakekit.adapters.duckdb.query_engine:DuckDBEngine"),
+    ("functions", "lambda"): AdapterEntry(
+        "lakekit.adapters.aws.lambda_runtime:LambdaFunctionRuntime",
+        extra="aws",
+        requires=("boto3",),
+    ),
     ("functions", "local"): AdapterEntry(
         "lakekit.adapters.local.function_runtime:LocalFunctionRuntime"
     ),
     ("store", "file"): _LOCAL_STORE,
     ("store", "local"): _LOCAL_STORE,
+    ("store", "s3"): _S3_STORE,
+    ("store", "s3a"): _S3_STORE,
+    ("stream", "kinesis"): AdapterEntry(
+        "lakekit.adapters.aws.kinesis_stream:KinesisStream", extra="aws", requires=("boto3",)
+    ),
     ("stream", "local"): AdapterEntry("lakekit.adapters.local.stream:LocalStream"),
 }
 
 # Schemes whose adapters are on the roadmap: a clear message instead of "unknown scheme".
 _PLANNED: dict[str, str] = {
-    "s3": "aws",
-    "s3a": "aws",
-    "glue": "aws",
-    "athena": "aws",
-    "kinesis": "aws",
-    "lambda": "aws",
     "gs": "gcp",
     "gcs": "gcp",
     "bigquery": "gcp",

@@ -73,6 +73,13 @@ class TableUpdate:
     remove_properties: frozenset[str] = frozenset()
     set_state: Mapping[str, JSONValue] = field(default_factory=dict)
     """State entries written in the same atomic step as the table change."""
+    add_partitions: Mapping[str, Mapping[str, str | None]] = field(default_factory=dict)
+    """Partition directories (relative to the table's location, e.g. ``dt=2026-11-26``) that
+    hold data after this commit and did not before, each with its values by partition field
+    name (None for null). Informational: catalogs that mirror partitions for other engines
+    (Glue, a Hive metastore) register them; every other adapter ignores it."""
+    remove_partitions: frozenset[str] = frozenset()
+    """Partition directories this commit left without data (same use as ``add_partitions``)."""
 
 
 @dataclass(frozen=True, slots=True)

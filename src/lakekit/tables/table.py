@@ -367,10 +367,13 @@ class Table:
             )
             new_state = new_state.with_snapshot(snapshot)
             key = write_state(self._store, new_state)
+            added_dirs, removed_dirs = _partition_changes(files, new_files, state)
             update = TableUpdate(
                 schema=None if schema.equals(metadata.schema) else schema,
                 set_properties={METADATA_PROPERTY: key},
                 set_state=plan.set_state,
+                add_partitions=added_dirs,
+                remove_partitions=removed_dirs,
             )
             try:
                 self._catalog.commit(self.ident, metadata.version, update)
@@ -531,6 +534,27 @@ class Table:
         from lakekit.tables.maintenance import vacuum
 
         return vacuum(self, older_than=older_than)
+
+
+def _partition_changes(
+    before: Sequence[DataFile], after: Sequence[DataFile], state: TableState
+) -> tuple[dict[str, Mapping[str, str | None]], frozenset[str]]:
+    """Partition directories gaining their first file and losing their last one, for catalogs
+    that mirror partitions for other engines (``TableUpdate.add_partitions``)."""
+    if not state.partition_spec.fields:
+        return {}, frozenset()
+
+    def directories(files: Sequence[DataFile]) -> dict[str, Mapping[str, str | None]]:
+        found: dict[str, Mapping[str, str | None]] = {}
+        for data_file in files:
+            directory = data_file.key.rpartition("/")[0]
+            if directory.startswith(state.location + "/"):
+                found.setdefault(directory[len(state.location) + 1 :], data_file.partition)
+        return found
+
+    old, new = directories(before), directories(after)
+    added = {directory: values for directory, values in new.items() if directory not in old}
+    return added, frozenset(old.keys() - new.keys())
 
 
 def _plan_for(
