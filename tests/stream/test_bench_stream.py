@@ -1,5 +1,6 @@
 """The stream benchmark runs end to end and compares like with like: both sides write and read
-back every record of the same batches (timings are judged by `nox -s bench`)."""
+back every record of the same batches, in the same layouts (timings are judged by
+`nox -s bench`)."""
 
 from __future__ import annotations
 
@@ -25,14 +26,18 @@ def test_quick_stream_benchmark_reports_every_workload_for_both_sides(tmp_path: 
     names = [c["name"] for c in report["comparisons"]]
     assert names == [
         "publish_200k",
+        "publish_1p_200k",
         "consume_200k",
-        "publish_200k_vs_newline",
-        "consume_200k_vs_newline",
-        "publish_200k_fsync_always",
+        "consume_1p_200k",
+        "consume_records_200k",
+        "publish_varlen_200k",
+        "consume_varlen_200k",
+        "publish_fsync_always_200k",
     ]
     targets = {c["name"]: c["target"] for c in report["comparisons"]}
-    assert targets["publish_200k"] == pytest.approx(1 / 0.7)
-    assert targets["consume_200k"] == pytest.approx(1 / report["extra_targets"]["consume"])
+    for judged in ("publish_200k", "publish_1p_200k", "consume_200k", "consume_1p_200k"):
+        assert targets[judged] == pytest.approx(1 / 0.7)
+    assert report["extra_targets"] == {"publish": 0.7, "consume": 0.7}
     for comparison in report["comparisons"]:
         assert len(comparison["lakekit_samples_ms"]) == repetitions
         assert len(comparison["baseline_samples_ms"]) == repetitions
@@ -40,35 +45,56 @@ def test_quick_stream_benchmark_reports_every_workload_for_both_sides(tmp_path: 
     for side in ("lakekit", "baseline"):
         assert len(report["runs"][side]) == repetitions
     for run in report["runs"]["lakekit"]:
-        assert run["consumed"] == 200_000
         assert run["bytes"] > 200_000 * 100
-    for label in ("publish rec/s (fsync=batch)", "consume rec/s", "publish rec/s (fsync=always)"):
-        assert label in report["extra"]
+        assert run["publish_cpu_s"] > 0 and run["consume_cpu_s"] > 0
+    for name in ("publish", "consume", "publish_1p", "consume_1p"):
+        assert "CPU ratio" in report["extra"][f"{name} rec/s"]
 
 
 def test_both_sides_store_and_read_back_the_same_records(bench: ModuleType, tmp_path: Path) -> None:
     ours = bench.lakekit_side(5_000, tmp_path / "lakekit")
     theirs = bench.baseline_side(5_000, tmp_path / "baseline")
-    assert ours["consumed"] == 5_000
-    for key in ("publish_s", "consume_s", "always_publish_s", "durable_s"):
-        assert ours[key] > 0
-    for key in ("prefixed_write_s", "prefixed_read_s", "newline_write_s", "always_write_s"):
-        assert theirs[key] > 0
+    for name, our_key, their_key, _target in bench.WORKLOADS:
+        for key in (f"{our_key}_s", f"{our_key}_cpu_s"):
+            assert ours[key] > 0, (name, key)
+        for key in (f"{their_key}_s", f"{their_key}_cpu_s"):
+            assert theirs[key] > 0, (name, key)
     expected = [v for batch in bench.batches(5_000) for v in batch]
-    assert len(expected) == 5_000 and {len(v) for v in expected} == {100}
-    prefixed_file = tmp_path / "baseline" / "prefixed.bin"
-    prefixed = [v for batch in bench.read_prefixed(prefixed_file) for v in batch]
-    assert prefixed == expected
-    assert bench.read_newline(tmp_path / "baseline" / "newline.txt") == expected
-    assert (tmp_path / "baseline" / "always.bin").read_bytes() == (
-        tmp_path / "baseline" / "prefixed.bin"
-    ).read_bytes()
+    assert len(expected) == 5_000
+    assert {len(v) for v in expected} == {100}
+    varying = [v for batch in bench.batches(5_000, varying=True) for v in batch]
+    assert len({len(v) for v in varying}) > 50
+    files = [tmp_path / "baseline" / f"var-{i}.bin" for i in range(4)]
+    stored = [v for path in files for values in bench.read_file(path) for v in values]
+    assert sorted(stored) == sorted(varying)
+    base = tmp_path / "baseline"
+    rotated = [list(bench.read_file(base / f"file-{i}.bin")) for i in range(4)]
+    assert [len(batches) for batches in rotated] == [2, 1, 1, 1]  # batch i -> file i % 4
+    assert [v for values in rotated[0] for v in values] == expected[:1000] + expected[4000:]
+    one_file = [v for values in bench.read_file(base / "file_1f-0.bin") for v in values]
+    assert one_file == expected
+    always = [v for i in range(4) for values in bench.read_file(base / f"always-{i}.bin")
+              for v in values]  # fmt: skip
+    assert sorted(always) == sorted(expected)
 
     import lakekit
 
     with lakekit.connect(f"local://{tmp_path / 'lakekit'}") as lake:
         stream = lake.stream("bench")
-        stored = sorted(r.value for r in stream.replay())
-        assert stored == sorted(expected)
-        assert stream.committed("bench") == stream.offsets("latest")
+        assert stream.partitions() == [0, 1, 2, 3]
+        assert sorted(r.value for r in stream.replay()) == sorted(expected)
+        for group in ("blocks", "records"):
+            assert stream.committed(group) == stream.offsets("latest")
         assert sorted(r.value for r in lake.stream("bench_always").replay()) == sorted(expected)
+        assert sorted(r.value for r in lake.stream("bench_var").replay()) == sorted(varying)
+    with lakekit.connect(f"local://{tmp_path / 'lakekit'}", stream={"partitions": 1}) as lake:
+        stream = lake.stream("bench_1p")
+        assert [r.value for r in stream.replay()] == expected  # one partition: publish order
+        assert stream.committed("blocks") == {0: 5_000}
+
+
+def test_the_baseline_splits_values_of_any_lengths(bench: ModuleType) -> None:
+    values, end = bench.split(b"xxabcde!", 2, (3, 0, 2))
+    assert (list(values), end) == ([b"abc", b"", b"de"], 7)
+    values, end = bench.split(b"..aabbcc", 2, (2, 2, 2))
+    assert (list(values), end) == ([b"aa", b"bb", b"cc"], 8)

@@ -291,6 +291,22 @@ def test_fsync_batch_syncs_within_the_interval_without_further_writes(
     assert fdatasync_calls[0] - published < 2.0
 
 
+def test_fsync_batch_syncs_at_once_when_a_partition_has_8_mib_waiting(
+    open_stream: OpenStream, fdatasync_calls: list[float]
+) -> None:
+    stream = open_stream(partitions=1, fsync="batch", fsync_interval_ms=60_000)
+    batch = [b"x" * 1024] * 1024  # 1 MiB
+    stream.publish_values(batch)
+    time.sleep(0.2)
+    assert fdatasync_calls == []  # 1 MiB waits for the (long) interval
+    for _ in range(8):
+        stream.publish_values(batch)
+    deadline = time.monotonic() + 10
+    while not fdatasync_calls and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(fdatasync_calls) == 1, "8 MiB waiting is synced without waiting 60 s"
+
+
 def test_fsync_never_leaves_flushing_to_the_os(
     open_stream: OpenStream, fdatasync_calls: list[float]
 ) -> None:

@@ -52,7 +52,7 @@ def test_format_1_streams_are_read_upgraded_and_continued(
 ) -> None:
     write_format_1_stream(tmp_path / "events")
     stream = open_stream(partitions=1)
-    assert json.loads((tmp_path / "events" / "stream.json").read_text())["format"] == 2
+    assert json.loads((tmp_path / "events" / "stream.json").read_text())["format"] == 3
     old = stream.read(0)
     assert [(r.offset, r.value, r.key, r.headers) for r in old] == [
         (0, b"old-0", b"k", {"h": "v"}),
@@ -77,11 +77,53 @@ def test_format_1_streams_are_read_upgraded_and_continued(
     assert reopened.adapter.offsets_for_time(T0 + timedelta(seconds=1)) == {0: 1}
     assert reopened.committed("g") == {0: 5}
 
+    block = reopened.read_block(0)  # record frames and batch frames, by column
+    assert block == reopened.read(0)
+    assert list(block.values) == replayed
+    assert [len(run) for run in block.runs] == [1, 1, 1, 2]
+    table = block.to_arrow()
+    table.validate(full=True)
+    assert table.column("value").to_pylist() == replayed
+    assert table.column("key").to_pylist() == [b"k", None, b"", None, None]
+    assert [dict(h) for h in table.column("headers").to_pylist()] == [{"h": "v"}] + [{}] * 4
+
+
+def format_2_frame(first_offset: int, ts_ms: int, values: list[bytes]) -> bytes:
+    """A format-2 batch frame (no key, no headers; a value length per record even when they
+    are equal), built from the documented layout (not from lakekit's code)."""
+    count = len(values)
+    body = struct.pack(">HHqIqq", 0xA72B, 0, first_offset, count, ts_ms, ts_ms)
+    body += struct.pack(f">{count}I", *map(len, values)) + b"".join(values)
+    return struct.pack(">II", len(body), google_crc32c.value(body)) + body
+
+
+def test_format_2_streams_are_read_upgraded_and_continued(
+    open_stream: OpenStream, tmp_path: Path, segments: Segments
+) -> None:
+    directory = tmp_path / "events"
+    (directory / "p0").mkdir(parents=True)
+    (directory / "stream.json").write_text(json.dumps({"format": 2, "partitions": 1}))
+    ts_ms = int(T0.timestamp() * 1000)
+    frames = format_2_frame(0, ts_ms, [b"aa", b"bb", b"cc"]) + format_2_frame(3, ts_ms, [b"d"])
+    (directory / "p0" / f"{0:020d}.log").write_bytes(frames)
+    stream = open_stream(partitions=1)
+    assert json.loads((directory / "stream.json").read_text())["format"] == 3
+    assert [r.value for r in stream.read(0)] == [b"aa", b"bb", b"cc", b"d"]
+    assert list(stream.read_block(0, 1).values) == [b"bb", b"cc", b"d"]
+    stream.publish_values([b"ee", b"ff"])  # format 3: one shared value length
+    data = segments(0)[0].read_bytes()
+    new = data[len(frames) :]
+    assert struct.unpack_from(">HHqI", new, 8) == (0xA72B, 0x10, 4, 2)
+    assert struct.unpack_from(">I", new, 8 + 32) == (2,) and new.endswith(b"eeff")
+    stream.close()
+    reopened = open_stream(partitions=1)
+    assert [r.value for r in reopened.replay()] == [b"aa", b"bb", b"cc", b"d", b"ee", b"ff"]
+
 
 def test_a_stream_of_a_newer_format_is_refused(tmp_path: Path, open_stream: OpenStream) -> None:
     (tmp_path / "events").mkdir()
-    (tmp_path / "events" / "stream.json").write_text(json.dumps({"format": 3, "partitions": 1}))
-    with pytest.raises(ConfigurationError, match=r"format 3.*upgrade lakekit"):
+    (tmp_path / "events" / "stream.json").write_text(json.dumps({"format": 4, "partitions": 1}))
+    with pytest.raises(ConfigurationError, match=r"format 4.*upgrade lakekit"):
         open_stream(partitions=1)
 
 
@@ -95,10 +137,10 @@ def test_a_frame_with_unknown_flags_is_reported_not_guessed(
     segment = segments(0)[0]
     data = bytearray(segment.read_bytes())
     body_len = struct.unpack_from(">I", data, 0)[0]
-    data[10:12] = struct.pack(">H", 0x10)  # a flag this version does not know
+    data[10:12] = struct.pack(">H", 0x20)  # a flag this version does not know
     data[4:8] = struct.pack(">I", google_crc32c.value(bytes(data[8 : 8 + body_len])))
     segment.write_bytes(bytes(data))
-    with pytest.raises(LakekitError, match=r"record offset 0\).*unknown batch flags 0x0010"):
+    with pytest.raises(LakekitError, match=r"record offset 0\).*unknown batch flags 0x0020"):
         open_stream(partitions=1)
 
 

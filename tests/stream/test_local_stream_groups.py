@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from lakekit.adapters.local import _stream_groups
 from lakekit.adapters.local.stream import LocalStream
 from lakekit.errors import ConflictError, InvalidInputError
 from lakekit.interfaces.stream import Stream
@@ -18,6 +19,18 @@ def _hold_partitions(directory: str, ready: str) -> None:
     """Child process: join group ``g`` as member ``child``, own every partition, then wait."""
     stream = LocalStream("events", directory=directory)
     assert stream.assign("g", "child") == [0, 1, 2, 3]
+    Path(ready).touch()
+    time.sleep(120)
+
+
+def _hold_half(directory: str, ready: str) -> None:
+    """Child process: join group ``g`` as member ``child``, poll until it owns its fair half of
+    the partitions (the parent owns the rest), then wait to be killed."""
+    stream = LocalStream("events", directory=directory)
+    deadline = time.monotonic() + 60
+    while len(stream.assign("g", "child")) != 2:
+        assert time.monotonic() < deadline, "never got a fair share"
+        time.sleep(0.01)
     Path(ready).touch()
     time.sleep(120)
 
@@ -113,3 +126,46 @@ def test_closing_a_consumer_hands_its_partitions_to_the_others(tmp_path: Path) -
     finally:
         first.close()
         second.close()
+
+
+def test_a_member_holding_its_share_notices_a_dead_member_at_its_next_sweep(
+    adapters: list[LocalStream], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    survivor = adapters[0]
+    assert survivor.assign("g", "survivor") == [0, 1, 2, 3]
+    ready = tmp_path / "ready"
+    child = multiprocessing.get_context("spawn").Process(
+        target=_hold_half, args=(str(tmp_path), str(ready))
+    )
+    child.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not ready.exists():  # the child's join makes the survivor give up two partitions
+            assert child.exitcode is None, "the child failed"
+            assert time.monotonic() < deadline
+            survivor.assign("g", "survivor")
+            time.sleep(0.01)
+        assert survivor.assign("g", "survivor") == [0, 1]
+    finally:
+        child.kill()
+        child.join(60)
+    # A dead member cannot announce itself: a member holding its share finds out when it next
+    # sweeps (every SWEEP_INTERVAL_S), not at every poll.
+    monkeypatch.setattr(_stream_groups, "SWEEP_INTERVAL_S", 3600.0)
+    assert survivor.assign("g", "survivor") == [0, 1]
+    monkeypatch.setattr(_stream_groups, "SWEEP_INTERVAL_S", 0.0)
+    assert survivor.assign("g", "survivor") == [0, 1, 2, 3]
+    assert not (tmp_path / "events" / "groups" / "g" / "members" / "child").exists()
+
+
+def test_joins_and_leaves_are_seen_at_the_next_poll_whatever_the_sweep_interval(
+    adapters: list[LocalStream], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_stream_groups, "SWEEP_INTERVAL_S", 3600.0)
+    a, b, _ = adapters
+    assert a.assign("g", "a") == [0, 1, 2, 3]
+    assert b.assign("g", "b") == []
+    assert a.assign("g", "a") == [0, 1]  # "b" joined: "a" gives up its surplus
+    assert b.assign("g", "b") == [2, 3]
+    b.release("g", "b")
+    assert a.assign("g", "a") == [0, 1, 2, 3]  # "b" left

@@ -39,7 +39,8 @@ def test_batch_frames_on_disk_follow_the_documented_format(
     body = data[8 : 8 + body_len]
     assert google_crc32c.value(body) == crc
     magic, flags, base, count, base_ts, max_ts = struct.unpack_from(">HHqIqq", body, 0)
-    assert (magic, flags, base, count) == (0xA72B, 0x8 | 0x4, 0, 1)  # shared key + headers
+    # shared key + headers + one value length
+    assert (magic, flags, base, count) == (0xA72B, 0x8 | 0x4 | 0x10, 0, 1)
     assert base_ts == max_ts == int(ts.timestamp() * 1000)
     assert struct.unpack_from(">I", body, 32) == (2,)
     assert body[36:38] == b"k1"
@@ -49,10 +50,19 @@ def test_batch_frames_on_disk_follow_the_documented_format(
     second = data[8 + body_len :]
     body_len, crc = struct.unpack_from(">II", second, 0)
     body = second[8 : 8 + body_len]
-    assert google_crc32c.value(body) == crc and len(second) == 8 + body_len
-    assert struct.unpack_from(">HHqI", body, 0) == (0xA72B, 0, 1, 2)  # no key, no headers
-    assert struct.unpack_from(">II", body, 32) == (6, 6)
-    assert body[40:] == b"secondthird!"
+    assert google_crc32c.value(body) == crc
+    assert len(second) == 8 + body_len
+    # no key, no headers; both values 6 bytes long: their length is stored once
+    assert struct.unpack_from(">HHqI", body, 0) == (0xA72B, 0x10, 1, 2)
+    assert struct.unpack_from(">I", body, 32) == (6,)
+    assert body[36:] == b"secondthird!"
+
+    stream.publish_many([b"x", b"yyy"])  # lengths differ: one length per value
+    third = segment.read_bytes()[len(data) :]
+    body = third[8:]
+    assert struct.unpack_from(">HHqI", body, 0) == (0xA72B, 0, 3, 2)
+    assert struct.unpack_from(">II", body, 32) == (1, 3)
+    assert body[40:] == b"xyyy"
     stream.close()  # the active segment's index is completed on close (else <= 1 MiB late)
     index = segment.with_suffix(".idx").read_bytes()
     assert struct.unpack(">qqq", index) == (0, 0, -(2**63))
@@ -242,6 +252,23 @@ def test_a_long_lived_reader_follows_rolls_made_by_another_writer(
     assert reader.offsets("latest") == {0: 50}
     assert [int(r.value.rstrip(b".")) for r in reader.replay()] == list(range(50))
     assert reader.publish(b"after").offset == 50
+
+
+def test_a_roll_announced_by_a_writer_that_died_before_rolling_changes_nothing(
+    open_stream: OpenStream, segments: Segments, tmp_path: Path
+) -> None:
+    reader = open_stream(partitions=1, segment_bytes=4096)
+    writer = open_stream(partitions=1, segment_bytes=4096)
+    writer.publish_many([b"a", b"b"])
+    assert [r.value for r in reader.read(0)] == [b"a", b"b"]
+    lock = tmp_path / "events" / "p0" / ".lock"  # its size is the roll generation
+    with lock.open("r+b") as fh:
+        fh.truncate(lock.stat().st_size + 1)  # announced, then the writer died
+    assert reader.publish(b"c").offset == 2  # looked for a new segment once, found none
+    writer.publish_many([b"d"])
+    assert [r.value for r in reader.read(0)] == [b"a", b"b", b"c", b"d"]
+    assert [r.value for r in writer.read(0)] == [b"a", b"b", b"c", b"d"]
+    assert len(segments(0)) == 1
 
 
 def test_time_lookup_across_segments_matches_a_full_scan(open_stream: OpenStream) -> None:

@@ -15,13 +15,16 @@ Guarantees every adapter gives (checked by :class:`lakekit.testing.StreamSuite`)
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import islice, repeat
 from typing import Any, ClassVar, Literal, overload
 
 from lakekit.capabilities import Capability, require
@@ -32,7 +35,9 @@ __all__ = [
     "Message",
     "PositionRange",
     "Record",
+    "RecordBlock",
     "RecordPosition",
+    "RecordRun",
     "Stream",
     "StreamAdapter",
 ]
@@ -136,6 +141,346 @@ class Record:
         return json.loads(self.value)
 
 
+# -- building many Records -----------------------------------------------------------------------
+_RECORD_FIELDS = ("stream", "partition", "offset", "timestamp", "value", "key", "headers")
+_FAST_RECORDS = tuple(f.name for f in dataclasses.fields(Record)) == _RECORD_FIELDS and all(
+    type(getattr(Record, name)).__name__ == "member_descriptor" for name in _RECORD_FIELDS
+)
+"""Whether Record is the slotted dataclass of these fields that :func:`_build_records` fills
+column by column (checked once, so a change to Record falls back to calling its constructor)."""
+_SETTERS: tuple[Callable[[Record, Any], None], ...] = (
+    tuple(getattr(Record, name).__set__ for name in _RECORD_FIELDS) if _FAST_RECORDS else ()
+)
+_new_record = object.__new__
+_drain: Callable[[Iterator[None]], None] = deque[None](maxlen=0).extend
+
+
+def _build_records(  # noqa: PLR0917 - one positional argument per Record field
+    stream: str,
+    partition: int,
+    count: int,
+    offsets: Iterable[int],
+    timestamps: Iterable[datetime],
+    values: Iterable[bytes],
+    keys: Iterable[bytes | None],
+    headers: Iterable[Mapping[str, str]],
+) -> list[Record]:
+    """``count`` Records of one partition from columns (iterables of at least ``count``).
+
+    Filling each slot of every record column by column (C-level ``map`` over the slot
+    descriptors, as the frozen dataclass's own ``__init__`` sets them through
+    ``object.__setattr__``) costs about half of calling ``Record(...)`` per record. Records
+    are immutable either way.
+    """
+    if not _FAST_RECORDS:  # pragma: no cover - only if Record changes shape
+        return list(
+            islice(
+                map(
+                    Record,
+                    repeat(stream),
+                    repeat(partition),
+                    offsets,
+                    timestamps,
+                    values,
+                    keys,
+                    headers,
+                ),
+                count,
+            )
+        )
+    records = list(map(_new_record, repeat(Record, count)))
+    columns = (repeat(stream), repeat(partition), offsets, timestamps, values, keys, headers)
+    for setter, column in zip(_SETTERS, columns, strict=True):
+        _drain(map(setter, records, column))
+    return records
+
+
+class RecordRun:
+    """Consecutive records of one partition, by column: one piece of a :class:`RecordBlock`.
+
+    Adapters that override :meth:`StreamAdapter.read_block` build runs from their columns (or
+    subclass this to decode a column only when it is asked for); users read them through
+    :attr:`RecordBlock.runs`. Columns are sequences aligned with ``offsets``.
+
+    Raises:
+        InvalidInputError: columns of different lengths.
+    """
+
+    __slots__ = ("_headers", "_keys", "_timestamps", "_values", "offsets", "partition")
+
+    def __init__(  # noqa: PLR0917 - one positional argument per column
+        self,
+        partition: int,
+        offsets: range | Sequence[int],
+        values: Sequence[bytes],
+        timestamps: Sequence[datetime],
+        keys: Sequence[bytes | None] | None = None,
+        headers: Sequence[Mapping[str, str]] | None = None,
+    ) -> None:
+        count = len(offsets)
+        for name, column in (
+            (("values", values), ("timestamps", timestamps))
+            + ((("keys", keys),) if keys is not None else ())
+            + ((("headers", headers),) if headers is not None else ())
+        ):
+            if len(column) != count:
+                raise InvalidInputError(
+                    f"a RecordRun's {name} has {len(column)} entries for {count} offsets"
+                )
+        self.partition = partition
+        self.offsets = offsets
+        """The records' offsets, increasing (a ``range`` where offsets are dense)."""
+        self._values = values
+        self._timestamps = timestamps
+        self._keys = keys
+        self._headers = headers
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    @property
+    def first_offset(self) -> int:
+        return self.offsets[0]
+
+    @property
+    def next_offset(self) -> int:
+        """The offset after the run's last record: what committing the run stores."""
+        return self.offsets[-1] + 1
+
+    @property
+    def values(self) -> Sequence[bytes]:
+        return self._values
+
+    @property
+    def timestamps(self) -> Sequence[datetime]:
+        """Timezone-aware (UTC)."""
+        return self._timestamps
+
+    @property
+    def keys(self) -> Sequence[bytes | None]:
+        return [None] * len(self) if self._keys is None else self._keys
+
+    @property
+    def headers(self) -> Sequence[Mapping[str, str]]:
+        return [{} for _ in range(len(self))] if self._headers is None else self._headers
+
+    def records(self, stream: str) -> list[Record]:
+        """The run as :class:`Record` objects (built column by column)."""
+        return _build_records(
+            stream,
+            self.partition,
+            len(self),
+            self.offsets,
+            self.timestamps,
+            self.values,
+            repeat(None) if self._keys is None else self._keys,
+            iter(dict, None) if self._headers is None else self._headers,
+        )
+
+    def arrow_arrays(self) -> list[Any]:
+        """The run's columns as pyarrow arrays, in :meth:`RecordBlock.to_arrow`'s order.
+
+        Adapters that keep values in one buffer override this to wrap it without copying.
+        """
+        import pyarrow as pa
+
+        count = len(self)
+        return [
+            pa.repeat(pa.scalar(self.partition, pa.int32()), count),
+            pa.array(self.offsets, pa.int64()),
+            pa.array(self.timestamps, pa.timestamp("us", tz="UTC")),
+            pa.array(self.keys, pa.binary()),
+            pa.array(self.values, pa.binary()),
+            _arrow_headers(self._headers, count),
+        ]
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(partition={self.partition}, "
+            f"offsets={self.offsets[0] if self.offsets else None}.."
+            f"{self.offsets[-1] if self.offsets else None}, count={len(self)})"
+        )
+
+
+class RecordBlock(Sequence[Record]):
+    """Records of one poll (or read) by column, without a Python object per record.
+
+    What :meth:`Consumer.poll_batch` and :meth:`Stream.read_block` return: ``runs`` of
+    consecutive records of one partition, in delivery order (each partition's records in
+    offset order). Columns (``values``, ``offsets``, ``partitions``, ``timestamps``,
+    ``keys``, ``headers``) are aligned and built on first access; ``next_offsets`` is what
+    :meth:`Consumer.commit` stores for the block. It is also a ``Sequence[Record]``: indexing
+    and iterating build :class:`Record` objects on demand, so code written for ``poll()``
+    works on it, and it compares equal to the list of the same records. ``to_arrow()``
+    returns a ``pyarrow.Table`` (values wrapped without copying where the adapter keeps them
+    in one buffer). Treat it and its columns as read-only: columns may be shared with its runs.
+    """
+
+    __slots__ = ("_cache", "_length", "_runs", "stream")
+
+    def __init__(self, stream: str, runs: Sequence[RecordRun] = ()) -> None:
+        self.stream = stream
+        self._runs = tuple(run for run in runs if len(run))
+        self._length = sum(map(len, self._runs))
+        self._cache: dict[str, Any] = {}
+
+    @classmethod
+    def from_records(cls, stream: str, records: Sequence[Record]) -> RecordBlock:
+        """A block of ``records`` (consecutive records of one partition become one run)."""
+        runs: list[RecordRun] = []
+        start = 0
+        for i in range(1, len(records) + 1):
+            if i == len(records) or records[i].partition != records[start].partition:
+                part = records[start:i]
+                runs.append(
+                    RecordRun(
+                        part[0].partition,
+                        [r.offset for r in part],
+                        [r.value for r in part],
+                        [r.timestamp for r in part],
+                        [r.key for r in part],
+                        [r.headers for r in part],
+                    )
+                )
+                start = i
+        return cls(stream, runs)
+
+    @property
+    def runs(self) -> tuple[RecordRun, ...]:
+        return self._runs
+
+    def __len__(self) -> int:
+        return self._length
+
+    def __bool__(self) -> bool:
+        return self._length > 0
+
+    def _column(self, name: str, build: Callable[[RecordRun], Sequence[Any]]) -> Sequence[Any]:
+        found = self._cache.get(name)
+        if found is None:
+            if len(self._runs) == 1:
+                found = build(self._runs[0])
+            else:
+                found = []
+                for run in self._runs:
+                    found += build(run)
+            self._cache[name] = found
+        return found
+
+    @property
+    def values(self) -> Sequence[bytes]:
+        """Every record's value, in block order: one sequence (sliced in C by the local
+        adapter)."""
+        return self._column("values", lambda run: run.values)
+
+    @property
+    def offsets(self) -> Sequence[int]:
+        return self._column("offsets", lambda run: run.offsets)
+
+    @property
+    def partitions(self) -> Sequence[int]:
+        return self._column("partitions", lambda run: [run.partition] * len(run))
+
+    @property
+    def timestamps(self) -> Sequence[datetime]:
+        return self._column("timestamps", lambda run: run.timestamps)
+
+    @property
+    def keys(self) -> Sequence[bytes | None]:
+        return self._column("keys", lambda run: run.keys)
+
+    @property
+    def headers(self) -> Sequence[Mapping[str, str]]:
+        return self._column("headers", lambda run: run.headers)
+
+    @property
+    def next_offsets(self) -> dict[int, int]:
+        """Per partition in the block: its last record's offset + 1 (what committing the
+        block acknowledges)."""
+        out: dict[int, int] = {}
+        for run in self._runs:
+            out[run.partition] = max(out.get(run.partition, 0), run.next_offset)
+        return out
+
+    def records(self) -> list[Record]:
+        """Every record as a :class:`Record` (built column by column, run by run)."""
+        found = self._cache.get("records")
+        if found is None:
+            found = self._cache["records"] = [
+                record for run in self._runs for record in run.records(self.stream)
+            ]
+        return found
+
+    @overload
+    def __getitem__(self, index: int) -> Record: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Record]: ...
+
+    def __getitem__(self, index: int | slice) -> Record | list[Record]:
+        return self.records()[index]
+
+    def __iter__(self) -> Iterator[Record]:
+        built = self._cache.get("records")
+        if built is not None:
+            yield from built
+            return
+        for run in self._runs:  # run by run: a partly consumed iteration builds less
+            yield from run.records(self.stream)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, RecordBlock):
+            return self.stream == other.stream and self.records() == other.records()
+        if isinstance(other, Sequence) and not isinstance(other, str | bytes):
+            return len(other) == self._length and self.records() == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # compares equal to mutable lists
+
+    def to_arrow(self) -> Any:
+        """The block as a ``pyarrow.Table``, one record batch per run, with the columns
+        ``partition`` (int32), ``offset`` (int64), ``timestamp`` (timestamp[us, UTC]), ``key``
+        (binary, null when absent), ``value`` (binary) and ``headers`` (map<string, string>)."""
+        import pyarrow as pa
+
+        schema = _arrow_schema()
+        return pa.Table.from_batches(
+            [pa.RecordBatch.from_arrays(run.arrow_arrays(), schema=schema) for run in self._runs],
+            schema=schema,
+        )
+
+    def __repr__(self) -> str:
+        spans = ", ".join(
+            f"p{run.partition}:{run.first_offset}..{run.offsets[-1]}" for run in self._runs
+        )
+        return f"RecordBlock(stream={self.stream!r}, records={self._length}, runs=[{spans}])"
+
+
+def _arrow_schema() -> Any:
+    """The schema of :meth:`RecordBlock.to_arrow`."""
+    import pyarrow as pa
+
+    fields: list[Any] = [
+        pa.field("partition", pa.int32(), nullable=False),
+        pa.field("offset", pa.int64(), nullable=False),
+        pa.field("timestamp", pa.timestamp("us", tz="UTC"), nullable=False),
+        pa.field("key", pa.binary()),
+        pa.field("value", pa.binary(), nullable=False),
+        pa.field("headers", pa.map_(pa.string(), pa.string()), nullable=False),
+    ]
+    return pa.schema(fields)
+
+
+def _arrow_headers(headers: Sequence[Mapping[str, str]] | None, count: int) -> Any:
+    """A ``map<string, string>`` array of ``headers`` (``None``: ``count`` empty maps)."""
+    import pyarrow as pa
+
+    kind = pa.map_(pa.string(), pa.string())
+    if headers is None:
+        return pa.repeat(pa.scalar([], kind), count)
+    return pa.array([list(h.items()) for h in headers], kind)
+
+
 class StreamAdapter(ABC):
     """The implementer's interface for one named stream.
 
@@ -196,6 +541,18 @@ class StreamAdapter(ABC):
         Raises:
             InvalidInputError: ``partition`` is not one of :meth:`partitions`, or ``offset < 0``.
         """
+
+    def read_block(self, partition: int, offset: int, max_records: int) -> RecordBlock:
+        """As :meth:`read`, by column: a :class:`RecordBlock` of the same records.
+
+        Optional fast path: adapters whose storage is already columnar (the local stream's
+        batch frames) override it to skip building a :class:`Record` per record. The default
+        builds the block from :meth:`read`.
+
+        Raises:
+            InvalidInputError: as :meth:`read`.
+        """
+        return RecordBlock.from_records(self.name, self.read(partition, offset, max_records))
 
     @abstractmethod
     def offsets(self, which: Literal["earliest", "latest"]) -> dict[int, int]:
@@ -325,6 +682,16 @@ class Stream:
             raise InvalidInputError("max_records must be >= 1")
         return self.adapter.read(partition, offset, max_records)
 
+    def read_block(self, partition: int, offset: int = 0, max_records: int = 1000) -> RecordBlock:
+        """As :meth:`read`, as one :class:`RecordBlock` (columns, no object per record).
+
+        Raises:
+            InvalidInputError: unknown partition, ``offset < 0`` or ``max_records < 1``.
+        """
+        if max_records < 1:
+            raise InvalidInputError("max_records must be >= 1")
+        return self.adapter.read_block(partition, offset, max_records)
+
     def replay(
         self, *, from_offsets: Mapping[int, int] | None = None, from_time: datetime | None = None
     ) -> Iterator[Record]:
@@ -415,25 +782,77 @@ class Consumer:
         """Up to ``max_records`` new records across the member's partitions.
 
         Waits up to ``timeout`` seconds for records to arrive; returns [] if none did.
+        Records are acknowledged only by :meth:`commit`.
+
+        Raises:
+            InvalidInputError: the consumer is closed, or ``max_records < 1``.
         """
+        batch: list[Record] = []
+        for records in self._poll(max_records, timeout, self._read_records):
+            batch.extend(records)
+        return batch
+
+    def poll_batch(self, max_records: int = 500, timeout: float = 0.0) -> RecordBlock:
+        """As :meth:`poll`, by column: the same records as one :class:`RecordBlock`.
+
+        Exactly the records :meth:`poll` would return, in the same order, with the same effect
+        on the read positions: :meth:`commit` (or ``commit(block)``) acknowledges them. Adapters
+        that store records by column (the local stream) fill it without creating an object
+        per record; ``block.values`` is then one list of values sliced in C, and
+        ``block.to_arrow()`` wraps the stored values without copying. An empty block (falsy)
+        if no record arrived within ``timeout``.
+
+        Raises:
+            InvalidInputError: the consumer is closed, or ``max_records < 1``.
+        """
+        runs: list[RecordRun] = []
+        for block in self._poll(max_records, timeout, self._read_runs):
+            runs.extend(block)
+        return RecordBlock(self.adapter.name, runs)
+
+    def _read_records(self, partition: int, offset: int, wanted: int) -> tuple[list[Record], int]:
+        records = self.adapter.read(partition, offset, wanted)
+        return records, (records[-1].offset + 1 if records else offset)
+
+    def _read_runs(
+        self, partition: int, offset: int, wanted: int
+    ) -> tuple[tuple[RecordRun, ...], int]:
+        block = self.adapter.read_block(partition, offset, wanted)
+        runs = block.runs
+        return runs, (runs[-1].next_offset if runs else offset)
+
+    def _poll(
+        self,
+        max_records: int,
+        timeout: float,
+        read: Callable[[int, int, int], tuple[Sequence[Any], int]],
+    ) -> list[Sequence[Any]]:
+        """What ``read(partition, offset, wanted) -> (items, next offset)`` returned for each
+        partition that had records, once some arrived or ``timeout`` passed; advances the read
+        positions past them."""
         if self._closed:
             raise InvalidInputError("this consumer is closed")
+        if isinstance(max_records, bool) or not isinstance(max_records, int) or max_records < 1:
+            raise InvalidInputError(f"max_records must be an int >= 1, got {max_records!r}")
         deadline = time.monotonic() + timeout
         delay = 0.005
         while True:
-            batch: list[Record] = []
+            found: list[Sequence[Any]] = []
+            count = 0
             for partition in self._assigned():
-                if len(batch) >= max_records:
+                if count >= max_records:
                     break
-                records = self.adapter.read(
-                    partition, self._position(partition), max_records - len(batch)
-                )
-                if records:
-                    self._positions[partition] = records[-1].offset + 1
-                    self._uncommitted[partition] = records[-1].offset + 1
-                    batch.extend(records)
-            if batch or time.monotonic() >= deadline:
-                return batch
+                position = self._positions.get(partition)
+                if position is None:
+                    position = self._position(partition)
+                items, after = read(partition, position, max_records - count)
+                if after != position:
+                    self._positions[partition] = after
+                    self._uncommitted[partition] = after
+                    found.append(items)
+                    count += _count(items)
+            if found or time.monotonic() >= deadline:
+                return found
             time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
             delay = min(delay * 2, 0.2)
 
@@ -455,10 +874,13 @@ class Consumer:
         self._polls += 1
         return assigned[start:] + assigned[:start]
 
-    def commit(self, records: Sequence[Record] | None = None) -> None:
-        """Acknowledge records: all polled so far, or up to each partition's last in ``records``."""
+    def commit(self, records: Sequence[Record] | RecordBlock | None = None) -> None:
+        """Acknowledge records: all polled so far, or up to each partition's last in ``records``
+        (a list of records or a :class:`RecordBlock`)."""
         if records is None:
             offsets = dict(self._uncommitted)
+        elif isinstance(records, RecordBlock):
+            offsets = records.next_offsets
         else:
             offsets = {}
             for record in records:
@@ -480,6 +902,13 @@ class Consumer:
         if not self._closed:
             self._closed = True
             self.adapter.release(self.group, self.member)
+
+
+def _count(items: Sequence[Any]) -> int:
+    """Records in what one read returned: records, or runs of records."""
+    if items and isinstance(items[0], RecordRun):
+        return sum(map(len, items))
+    return len(items)
 
 
 def _message(

@@ -31,6 +31,7 @@ acknowledged record survives and consumption is at-least-once (``crash_iteration
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import random
 import threading
@@ -46,7 +47,7 @@ import pytest
 
 from lakekit.capabilities import Capability
 from lakekit.errors import InvalidInputError, NotSupportedError
-from lakekit.interfaces.stream import Message, Record, Stream, StreamAdapter
+from lakekit.interfaces.stream import Message, Record, RecordBlock, Stream, StreamAdapter
 from lakekit.testing import _stream_workers as workers
 
 __all__ = ["StreamFactory", "StreamSuite"]
@@ -97,6 +98,79 @@ def _positions(records: list[Record]) -> list[tuple[int, int]]:
     return sorted((r.partition, r.offset) for r in records)
 
 
+def _poll_blocks_until(consumer: Any, count: int, timeout: float = 10.0) -> list[RecordBlock]:
+    """``poll_batch`` (committing nothing) until ``count`` records arrived or ``timeout``
+    passed; the non-empty blocks, each checked against its own columns."""
+    deadline = time.monotonic() + timeout
+    blocks: list[RecordBlock] = []
+    got = 0
+    while got < count and time.monotonic() < deadline:
+        block = consumer.poll_batch(max_records=count - got, timeout=0.2)
+        assert len(block) <= count - got, "poll_batch returned more than max_records"
+        if block:
+            _check_block(block)
+            blocks.append(block)
+            got += len(block)
+    return blocks
+
+
+def _fields(record: Record) -> tuple[Any, ...]:
+    return (
+        record.stream,
+        record.partition,
+        record.offset,
+        record.timestamp,
+        record.value,
+        record.key,
+        dict(record.headers),
+    )
+
+
+def _check_block(block: RecordBlock) -> None:
+    """A block's columns, records, runs, next offsets and Arrow table all agree."""
+    records = block.records()
+    count = len(block)
+    assert len(records) == count
+    assert bool(block) == (count > 0)
+    assert list(block) == records
+    assert block == records
+    assert [block[i] for i in range(count)] == records
+    columns = (
+        block.partitions,
+        block.offsets,
+        block.timestamps,
+        block.values,
+        block.keys,
+        block.headers,
+    )
+    assert all(len(column) == count for column in columns)
+    assert list(block.values) == [r.value for r in records]
+    assert list(block.offsets) == [r.offset for r in records]
+    assert list(block.partitions) == [r.partition for r in records]
+    assert list(block.timestamps) == [r.timestamp for r in records]
+    assert list(block.keys) == [r.key for r in records]
+    assert [dict(h) for h in block.headers] == [dict(r.headers) for r in records]
+    assert all(r.stream == block.stream for r in records)
+    assert sum(len(run) for run in block.runs) == count
+    for run in block.runs:  # a run: consecutive records of one partition, in offset order
+        assert list(run.offsets) == sorted(set(run.offsets))
+        assert run.first_offset == run.offsets[0]
+        assert run.next_offset == run.offsets[-1] + 1
+    expected: dict[int, int] = {}
+    for r in records:
+        expected[r.partition] = max(expected.get(r.partition, 0), r.offset + 1)
+    assert block.next_offsets == expected
+    table = block.to_arrow()
+    table.validate(full=True)
+    assert table.column_names == ["partition", "offset", "timestamp", "key", "value", "headers"]
+    rows = table.to_pylist()
+    assert [(row["partition"], row["offset"], row["value"], row["key"]) for row in rows] == [
+        (r.partition, r.offset, r.value, r.key) for r in records
+    ]
+    assert [row["timestamp"] for row in rows] == [r.timestamp for r in records]
+    assert [dict(row["headers"]) for row in rows] == [dict(r.headers) for r in records]
+
+
 def _wait_for_file(path: Path, process: Any, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while not path.exists():
@@ -113,6 +187,15 @@ def _assert_dense(records: list[Record], dense: bool = True) -> None:
     if offsets and dense:
         assert offsets == list(range(offsets[0], offsets[0] + len(offsets))), "offset gap"
     assert offsets == sorted(set(offsets)), "offsets not strictly increasing"
+
+
+def _following(stream: Stream) -> dict[tuple[int, int], int]:
+    """(partition, offset) -> the offset of the partition's next record (dense or not)."""
+    following: dict[tuple[int, int], int] = {}
+    for partition, records in _drain(stream).items():
+        for before, after in itertools.pairwise(records):
+            following[(partition, before.offset)] = after.offset
+    return following
 
 
 def _lines(path: Path) -> list[str]:
@@ -365,6 +448,89 @@ class StreamSuite:
         for r in chosen:
             expected[r.partition] = max(expected.get(r.partition, 0), r.offset + 1)
         assert stream.committed("partial") == expected
+
+    # -- record blocks ---------------------------------------------------------------------------
+    def test_read_block_holds_exactly_the_records_read_returns(self, stream: Stream) -> None:
+        ms = timedelta(milliseconds=1)
+        positions = stream.publish_many(
+            [Message(f"v{i}".encode(), b"one", {"i": str(i)}, _T0 + i * ms) for i in range(10)]
+        )
+        partition, first = positions[0].partition, positions[0].offset
+        for offset, count in ((first, 10), (first + 3, 4), (first + 9, 5)):
+            block = stream.read_block(partition, offset, count)
+            _check_block(block)
+            assert block.records() == stream.read(partition, offset, count)
+        assert [r.headers for r in stream.read_block(partition, first, 2)] == [
+            {"i": "0"},
+            {"i": "1"},
+        ]
+        empty = stream.read_block(partition, first + 1000, 5)
+        assert len(empty) == 0
+        assert not empty
+        assert empty == []
+        assert empty.values == []
+        assert empty.to_arrow().num_rows == 0
+        with pytest.raises(InvalidInputError):
+            stream.read_block(partition, first, max_records=0)
+        with pytest.raises(InvalidInputError):
+            stream.read_block(max(stream.partitions()) + 1, 0)
+
+    def test_poll_batch_delivers_the_records_poll_delivers(self, stream: Stream) -> None:
+        if not self._require_groups(stream):
+            return
+        ms = timedelta(milliseconds=1)
+        stream.publish_many(
+            [
+                Message(f"r{i}".encode(), f"k{i % 7}".encode(), {"n": str(i)} if i % 4 else {})
+                for i in range(36)
+            ]
+        )
+        stream.publish_many([Message(b"t", None, {}, _T0 + ms), b"", bytes(range(256))])
+        stream.publish_values([b"v0", b"v1", b"v2"])
+        total = 42
+        with stream.consumer("by_record") as by_record, stream.consumer("by_block") as by_block:
+            records = _poll_until(by_record, total)
+            blocks = _poll_blocks_until(by_block, total)
+            assert by_block.poll_batch(timeout=0.2) == []
+        delivered = [r for block in blocks for r in block]
+        assert len(records) == len(delivered) == total
+
+        def by_partition(items: list[Record]) -> dict[int, list[tuple[Any, ...]]]:
+            out: dict[int, list[tuple[Any, ...]]] = defaultdict(list)
+            for r in items:
+                out[r.partition].append(_fields(r))
+            return dict(out)
+
+        # Same records, each partition's in offset order, whichever way they were polled.
+        assert by_partition(delivered) == by_partition(records)
+        assert by_partition(records) == by_partition(_all(stream))
+
+    def test_poll_batch_commits_acknowledge_blocks_and_nothing_else(self, stream: Stream) -> None:
+        if not self._require_groups(stream):
+            return
+        stream.publish_many([Message(f"r{i}".encode(), f"k{i}".encode()) for i in range(24)])
+        with stream.consumer("blocks") as first:
+            acknowledged = _poll_blocks_until(first, 8)
+            for block in acknowledged:
+                first.commit(block)  # a block commits as its records would
+            unacknowledged = _poll_blocks_until(first, 5)  # polled, never committed
+        done = [r for block in acknowledged for r in block]
+        pending = [r for block in unacknowledged for r in block]
+        assert len(done) == 8
+        assert len(pending) == 5
+        expected: dict[int, int] = {}
+        for r in done:
+            expected[r.partition] = max(expected.get(r.partition, 0), r.offset + 1)
+        assert stream.committed("blocks") == expected
+        with stream.consumer("blocks") as second:
+            rest = [r for block in _poll_blocks_until(second, 16) for r in block]
+            assert second.poll_batch(timeout=0.2) == []
+            second.commit()  # everything polled
+        assert not set(_positions(done)) & set(_positions(rest)), "a committed block came back"
+        assert set(_positions(pending)) <= set(_positions(rest)), "uncommitted records were lost"
+        assert _positions(done + rest) == _positions(_all(stream))
+        latest = stream.offsets("latest")
+        assert stream.committed("blocks") == {p: o for p, o in latest.items() if o > 0}
 
     def test_two_groups_consume_independently(self, stream: Stream) -> None:
         if not self._require_groups(stream):
@@ -653,10 +819,7 @@ class StreamSuite:
 
         acknowledged: dict[int, int] = {}  # committed offsets we know were acknowledged
         deliveries: dict[tuple[int, int], int] = defaultdict(int)
-        following: dict[tuple[int, int], int] = {}  # (partition, offset) -> the next offset
-        for partition, records in _drain(stream).items():
-            for before, after in zip(records, records[1:], strict=False):
-                following[(partition, before.offset)] = after.offset
+        following = _following(stream)  # (partition, offset) -> the partition's next offset
         for run, log in enumerate(logs):
             last_in_run: dict[int, int] = {}
             for line in _lines(log):

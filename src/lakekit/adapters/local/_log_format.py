@@ -10,14 +10,15 @@ is a sequence of *frames*; each frame starts with the same 8-byte prefix::
     4       4     crc           u32: checksum of the body (which one depends on the magic)
     8       2     magic         first two bytes of the body: the frame's format
 
-**Batch frame** (magic ``0xA72B``, written by lakekit >= 0.1 with stream format 2): one frame
-holds a batch of consecutive records (Kafka's record batches are the model), checksummed with
-CRC-32C (Castagnoli) over the whole body, laid out by column so that encoding and decoding need
-no Python loop per record::
+**Batch frame** (magic ``0xA72B``, written by lakekit >= 0.1 with stream formats 2 and 3): one
+frame holds a batch of consecutive records (Kafka's record batches are the model), checksummed
+with CRC-32C (Castagnoli) over the whole body, laid out by column so that encoding and decoding
+need no Python loop per record::
 
     0   2  magic         0xA72B
     2   2  flags         bit 0: per-record timestamps, bit 1: per-record keys, bit 2: headers,
-                         bit 3: one key shared by every record (other bits: invalid frame)
+                         bit 3: one key shared by every record, bit 4: one value length shared
+                         by every record (other bits: invalid frame)
     4   8  base_offset   i64: offset of the first record
     12  4  count         u32: records in the frame (>= 1), offsets base_offset .. +count-1
     16  8  base_ts       i64: timestamp of every record (first record's with per-record ones)
@@ -26,13 +27,16 @@ no Python loop per record::
            [timestamps]  count x i64, ms since the Unix epoch (UTC)         (bit 0)
            [key lengths] count x i32, -1 = no key                           (bit 1)
            [hdr lengths] count x u32, 0 = no headers                        (bit 2)
-           value lengths count x u32
+           value lengths count x u32, or with bit 4 one u32 for every value
            keys, headers (UTF-8 JSON objects of str -> str), values: each concatenated
 
 Without bit 0 every record has ``base_ts``; without bits 1 and 3 no record has a key; without
-bit 2 no record has headers. A frame is *valid* when it is complete, its CRC-32C matches, its
-flags are known, its base offset is the one expected at its place and its lengths add up to
-exactly ``body_len``. A frame is atomic: all of its records are visible, or none.
+bit 2 no record has headers. Like the key and the timestamp, the value length is stored once
+(bit 4) when it is the same for every record of the frame; stream format 3 added bit 4 (format
+2 frames never set it, and a lakekit that reads only format 2 refuses a format-3 stream instead
+of reporting its frames as damage). A frame is *valid* when it is complete, its CRC-32C
+matches, its flags are known, its base offset is the one expected at its place and its lengths
+add up to exactly ``body_len``. A frame is atomic: all of its records are visible, or none.
 
 **Record frame** (magic ``0xA71B``, format 1: lakekit before batch frames; read, never
 written): one record per frame, zlib CRC-32 of the body::
@@ -56,6 +60,7 @@ so every process derives the same ones; the index is only a cache and is rebuilt
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import os
@@ -63,7 +68,7 @@ import struct
 import sys
 import zlib
 from array import array
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Final, Literal
 
@@ -75,6 +80,7 @@ from lakekit.errors import InvalidInputError, LakekitError
 __all__ = [
     "BATCH_HEADER",
     "BATCH_MAGIC",
+    "FLAG_FIXED_VALUE_LEN",
     "FLAG_HEADERS",
     "FLAG_KEYS",
     "FLAG_SHARED_KEY",
@@ -93,9 +99,12 @@ __all__ = [
     "CorruptLogError",
     "Frame",
     "FrameScanner",
-    "U32_ARRAY",
+    "FrameSlice",
     "RecordBatch",
     "Run",
+    "U32_ARRAY",
+    "ValuesBatch",
+    "all_equal",
     "crc32c",
     "decode_frame",
     "decode_headers",
@@ -117,7 +126,8 @@ FLAG_TIMESTAMPS: Final = 0x1
 FLAG_KEYS: Final = 0x2
 FLAG_HEADERS: Final = 0x4
 FLAG_SHARED_KEY: Final = 0x8
-_KNOWN_FLAGS: Final = 0xF
+FLAG_FIXED_VALUE_LEN: Final = 0x10
+_KNOWN_FLAGS: Final = 0x1F
 _U32: Final = struct.Struct(">I")
 U32_ARRAY: Final = next(code for code in "IL" if array(code).itemsize == 4)
 """The ``array`` type code of unsigned 32-bit integers (value lengths are kept in one)."""
@@ -136,8 +146,13 @@ NO_TIMESTAMP: Final = -(2**63)
 LOG_SUFFIX: Final = ".log"
 INDEX_SUFFIX: Final = ".idx"
 _READ_CHUNK: Final = 1024 * 1024
-_FIRST_CHUNK: Final = 128 * 1024
+_FIRST_CHUNK: Final = 8 * 1024
+_EXACT_BODY: Final = 32 * 1024
+"""A frame body at least this large that is not in the read buffer yet is read on its own
+(one ``pread`` of exactly the body, so it is not copied again out of a larger buffer)."""
 _MAGICS: Final = (V1_MAGIC.to_bytes(2, "big"), BATCH_MAGIC.to_bytes(2, "big"))
+_BATCH_PACK: Final = BATCH_HEADER.pack
+_PREFIX_PACK: Final = PREFIX.pack
 
 
 def crc32c(data: bytes) -> int:
@@ -350,7 +365,12 @@ class RecordBatch:
         if self.headers is not None:
             flags |= FLAG_HEADERS
             parts.append(struct.pack(f">{count}I", *map(len, self.headers[start:stop])))
-        parts.append(_u32_column(value_lens[start:stop]))
+        lens = value_lens[start:stop]
+        if all_equal(lens):
+            flags |= FLAG_FIXED_VALUE_LEN
+            parts.append(_U32.pack(lens[0]))
+        else:
+            parts.append(_u32_column(lens))
         if self.keys is not None:
             parts += (k for k in self.keys[start:stop] if k)
         if self.headers is not None:
@@ -359,18 +379,86 @@ class RecordBatch:
         return header + b"".join(parts), max_ts
 
 
+def all_equal(items: Sequence[int]) -> bool:
+    """Whether every item equals the first (``items`` not empty).
+
+    ``list.count`` compares in C, and fast when the items are the same objects (small ints),
+    but it still costs a comparison per item; two probes first settle most unequal cases.
+    """
+    first = items[0]
+    return (
+        items[-1] == first and items[len(items) >> 1] == first and items.count(first) == len(items)
+    )
+
+
 def _u32_column(lens: Sequence[int]) -> bytes:
     """Big-endian u32s (an ``array`` packs a list in C faster than ``struct.pack(*lens)``)."""
     column = array(U32_ARRAY, lens)
-    if sys.byteorder == "little":
+    if _LITTLE:
         column.byteswap()
     return column.tobytes()
 
 
+_LITTLE: Final = sys.byteorder == "little"
+
+
+class ValuesBatch:
+    """Values sharing one key and one timestamp, already measured and concatenated: the
+    ``publish_values`` fast path. :meth:`encode` frames them without a Python loop per record
+    (one frame when they fit in :data:`FRAME_BYTES`, else :class:`RecordBatch` cuts them).
+    """
+
+    __slots__ = ("blob", "key", "lens", "timestamp", "uniform")
+
+    def __init__(
+        self, lens: list[int], blob: bytes, timestamp: int, key: bytes | None, *, uniform: bool
+    ) -> None:
+        self.lens = lens
+        """Each value's length in bytes (they add up to ``len(blob)``)."""
+        self.blob = blob
+        self.timestamp = timestamp
+        self.key = key
+        self.uniform = uniform
+        """Whether every value has the length ``lens[0]``."""
+
+    def __len__(self) -> int:
+        return len(self.lens)
+
+    def encode(self, first_offset: int) -> tuple[list[bytes], list[tuple[int, int, int, int]]]:
+        """As :meth:`RecordBatch.encode`."""
+        lens, blob, ts, key = self.lens, self.blob, self.timestamp, self.key
+        count = len(lens)
+        if count > 1 and len(blob) + 4 * count > FRAME_BYTES:
+            batch = RecordBatch((), timestamp=ts, shared_key=key, value_lens=lens, blob=blob)
+            return batch.encode(first_offset)
+        if self.uniform:  # one length for all: no column to build
+            flags, column = FLAG_FIXED_VALUE_LEN, _U32.pack(lens[0])
+        else:
+            array_column = array(U32_ARRAY, lens)
+            if _LITTLE:
+                array_column.byteswap()
+            flags, column = 0, array_column.tobytes()
+        if key is None:
+            head = _BATCH_PACK(BATCH_MAGIC, flags, first_offset, count, ts, ts) + column
+        else:
+            flags |= FLAG_SHARED_KEY
+            head = b"".join(
+                (
+                    _BATCH_PACK(BATCH_MAGIC, flags, first_offset, count, ts, ts),
+                    _U32.pack(len(key)),
+                    key,
+                    column,
+                )
+            )
+        crc = _crc32c_extend(_crc32c(head), blob)
+        frames = [(0, first_offset, count, ts)]
+        return [_PREFIX_PACK(len(head) + len(blob), crc), head, blob], frames
+
+
 # -- reading -------------------------------------------------------------------------------------
-Frame = tuple[int, int, int, int, bytes]
+Frame = tuple[int, int, int, int, bytes, "_Layout | None"]
 """What :class:`FrameScanner` yields: (position, first offset, record count, largest timestamp,
-body)."""
+body, where a batch frame's columns are (None for a format-1 record frame))."""
 
 Run = tuple[
     int, int | Sequence[int], bytes | Sequence[bytes | None] | None, Sequence[bytes] | None,
@@ -395,14 +483,20 @@ class _Layout:
         "shared_key",
         "timestamp",
         "timestamps_at",
+        "uniform",
         "value_lens",
         "values_at",
     )
 
     def __init__(self, body: bytes) -> None:
-        _magic, flags, self.base, count, self.timestamp, _max = BATCH_HEADER.unpack_from(body, 0)
-        self.flags, self.count = flags, count
-        at = BATCH_HEADER.size
+        _magic, flags, base, count, timestamp, _max = BATCH_HEADER.unpack_from(body, 0)
+        if count < 1:
+            raise ValueError("a batch frame with no records")
+        self.base: int = base
+        self.timestamp: int = timestamp
+        self.flags: int = flags
+        self.count: int = count
+        at: int = BATCH_HEADER.size
         self.shared_key: bytes | None = None
         if flags & FLAG_SHARED_KEY:
             (size,) = _U32.unpack_from(body, at)
@@ -421,18 +515,37 @@ class _Layout:
         if flags & FLAG_HEADERS:
             self.header_lens = struct.unpack_from(f">{count}I", body, at)
             at += 4 * count
-        self.value_lens: tuple[int, ...] = struct.unpack_from(f">{count}I", body, at)
-        at += 4 * count
+        lens: tuple[int, ...]
+        if flags & FLAG_FIXED_VALUE_LEN:
+            (first,) = _U32.unpack_from(body, at)
+            lens = (first,) * count
+            at += 4
+            self.uniform: int = first
+        else:
+            lens = struct.unpack_from(f">{count}I", body, at)
+            first = lens[0]
+            # Values of one length (then the sum is a product): one count() in C.
+            self.uniform = first if all_equal(lens) else -1
+            at += 4 * count
+        """Every value's length if they are all equal, else -1."""
+        self.value_lens = lens
         self.keys_at = at
         if self.key_lens:
             if min(self.key_lens) < -1:
                 raise ValueError("a key length is below -1")
             at += sum(self.key_lens) + self.key_lens.count(-1)
         self.headers_at = at
-        at += sum(self.header_lens)
+        if self.header_lens:
+            at += sum(self.header_lens)
         self.values_at = at
-        if at + sum(self.value_lens) != len(body):
+        if at + (first * count if self.uniform >= 0 else sum(lens)) != len(body):
             raise ValueError("the record lengths do not add up to the frame length")
+
+    def value_start(self, index: int) -> int:
+        """Where the value of record ``index`` starts in the body."""
+        if self.uniform >= 0:
+            return self.values_at + self.uniform * index
+        return self.values_at + sum(self.value_lens[:index])
 
 
 def _check_body(body: bytes, crc: int, expected_offset: int | None) -> str:  # noqa: PLR0911
@@ -450,11 +563,7 @@ def _check_body(body: bytes, crc: int, expected_offset: int | None) -> str:  # n
             return f"frame says offset {base}, expected {expected_offset}"
         if count < 1:
             return "batch frame with no records"
-        try:
-            _Layout(body)
-        except (ValueError, struct.error) as exc:
-            return f"malformed batch frame: {exc}"
-        return ""
+        return _check_layout(body)[0]
     if magic == V1_MAGIC:
         if zlib.crc32(body) != crc:
             return "checksum mismatch"
@@ -476,58 +585,147 @@ def _frame_facts(body: bytes) -> tuple[int, int, int]:
     return offset, 1, ts
 
 
-def _blobs(body: bytes, at: int, lens: Sequence[int]) -> Sequence[bytes]:
-    """Consecutive byte strings of the given lengths from ``body[at:]``, sliced in C."""
-    if not lens:
+_FIXED_CHUNK: Final = 1024
+
+
+@functools.lru_cache(maxsize=64)
+def _fixed_unpack(size: int, count: int) -> Callable[[bytes, int], tuple[bytes, ...]]:
+    return struct.Struct(f"{size}s" * count).unpack_from
+
+
+def _blobs(body: bytes, at: int, lens: Sequence[int], uniform: int = -1) -> Sequence[bytes]:
+    """Consecutive byte strings of the given lengths from ``body[at:]``, sliced in C.
+
+    ``uniform``: the length of every one of them, if known to be equal (else -1).
+    """
+    count = len(lens)
+    if not count:
         return ()
-    first = lens[0]
-    if lens.count(first) == len(lens):
-        return struct.unpack_from(f"{first}s" * len(lens), body, at)
+    if uniform < 0 and all_equal(lens):
+        uniform = lens[0]
+    if uniform >= 0:  # one struct format "Ns" * count, compiled once per (N, count)
+        if count <= _FIXED_CHUNK:
+            return _fixed_unpack(uniform, count)(body, at)
+        out: list[bytes] = []
+        unpack = _fixed_unpack(uniform, _FIXED_CHUNK)
+        step = uniform * _FIXED_CHUNK
+        whole = count - count % _FIXED_CHUNK
+        for chunk_at in range(at, at + uniform * whole, step):
+            out += unpack(body, chunk_at)
+        rest = count - whole
+        if rest:
+            out += _fixed_unpack(uniform, rest)(body, at + uniform * whole)
+        return out
     ends = list(itertools.accumulate(lens, initial=at))
     return [body[a:b] for a, b in itertools.pairwise(ends)]
 
 
-def decode_frame(frame: Frame, start: int = 0, stop: int | None = None) -> Run:
-    """Records ``start..stop-1`` (indexes within the frame) of a valid frame, by column."""
-    _pos, offset, count, _max, body = frame
-    stop = count if stop is None else stop
-    if body[:2] == _MAGICS[0]:
-        _magic, offset, ts, key_len, headers_len = V1_HEADER.unpack_from(body, 0)
-        at = V1_HEADER.size
-        key: bytes | None = None
-        if key_len >= 0:
-            key, at = body[at : at + key_len], at + key_len
-        headers = body[at : at + headers_len]
-        return (offset, ts, [key], [headers] if headers else None, [body[at + headers_len :]])
-    layout = _Layout(body)
-    lens = layout.value_lens
-    values = _blobs(body, layout.values_at + sum(lens[:start]), lens[start:stop])
-    timestamps: int | Sequence[int] = layout.timestamp
-    if layout.flags & FLAG_TIMESTAMPS:
-        timestamps = struct.unpack_from(f">{stop - start}q", body, layout.timestamps_at + 8 * start)
-    keys: bytes | Sequence[bytes | None] | None = layout.shared_key
-    if layout.key_lens:
+class FrameSlice:
+    """Records ``start..stop-1`` (indexes within the frame) of a valid frame, decoded column by
+    column when asked (the body is immutable, so this needs no lock)."""
+
+    __slots__ = ("body", "count", "layout", "offset", "start", "stop")
+
+    def __init__(self, frame: Frame, start: int = 0, stop: int | None = None) -> None:
+        _pos, offset, count, _max, body, layout = frame
+        stop = count if stop is None else stop
+        if layout is None and body[:2] == _MAGICS[1]:
+            layout = _Layout(body)
+        self.body = body
+        self.layout = layout
+        """None for a format-1 record frame (one record)."""
+        self.start = start
+        self.stop = stop
+        self.offset = offset + start
+        """The offset of the first record of the slice."""
+        self.count = stop - start
+
+    def values(self) -> Sequence[bytes]:
+        layout = self.layout
+        if layout is None:
+            _ts, _key, _headers, at = _v1_fields(self.body)
+            return [self.body[at:]]
+        start, stop = self.start, self.stop
+        lens = layout.value_lens if start == 0 and stop == layout.count else None
+        if lens is None:
+            lens = layout.value_lens[start:stop]
+        return _blobs(self.body, layout.value_start(start), lens, layout.uniform)
+
+    def value_buffer(self) -> tuple[bytes, int, Sequence[int], int]:
+        """(the buffer, where the first value starts in it, each value's length, their common
+        length or -1): the values without slicing them (for zero-copy Arrow arrays)."""
+        layout = self.layout
+        if layout is None:
+            _ts, _key, _headers, at = _v1_fields(self.body)
+            return self.body, at, (len(self.body) - at,), len(self.body) - at
+        start, stop = self.start, self.stop
+        lens = layout.value_lens[start:stop] if (start, stop) != (0, layout.count) else None
+        return (
+            self.body,
+            layout.value_start(start),
+            layout.value_lens if lens is None else lens,
+            layout.uniform,
+        )
+
+    def timestamps(self) -> int | Sequence[int]:
+        """One timestamp (ms) for every record, or one per record."""
+        layout = self.layout
+        if layout is None:
+            return _v1_fields(self.body)[0]
+        if not layout.flags & FLAG_TIMESTAMPS:
+            return layout.timestamp
+        at = layout.timestamps_at + 8 * self.start
+        stamps: tuple[int, ...] = struct.unpack_from(f">{self.count}q", self.body, at)
+        return stamps
+
+    def keys(self) -> bytes | Sequence[bytes | None] | None:
+        """None (no record has a key), one key for every record, or one per record."""
+        layout = self.layout
+        if layout is None:
+            return [_v1_fields(self.body)[1]]
+        if not layout.key_lens:
+            return layout.shared_key
+        start, stop = self.start, self.stop
         key_lens = layout.key_lens
         present = [max(k, 0) for k in key_lens]
-        blobs = _blobs(body, layout.keys_at + sum(present[:start]), present[start:stop])
-        keys = [None if k < 0 else b for k, b in zip(key_lens[start:stop], blobs, strict=True)]
-    headers_col: Sequence[bytes] | None = None
-    if layout.header_lens:
+        blobs = _blobs(self.body, layout.keys_at + sum(present[:start]), present[start:stop])
+        return [None if k < 0 else b for k, b in zip(key_lens[start:stop], blobs, strict=True)]
+
+    def headers(self) -> Sequence[bytes] | None:
+        """None (no record has headers), or each record's encoded headers (b"" for none)."""
+        layout = self.layout
+        if layout is None:
+            raw = _v1_fields(self.body)[2]
+            return [raw] if raw else None
+        if not layout.header_lens:
+            return None
         hl = layout.header_lens
-        headers_col = _blobs(body, layout.headers_at + sum(hl[:start]), hl[start:stop])
-    return (offset + start, timestamps, keys, headers_col, values)
+        start, stop = self.start, self.stop
+        return _blobs(self.body, layout.headers_at + sum(hl[:start]), hl[start:stop])
+
+    def run(self) -> Run:
+        return (self.offset, self.timestamps(), self.keys(), self.headers(), self.values())
+
+
+def _v1_fields(body: bytes) -> tuple[int, bytes | None, bytes, int]:
+    """(timestamp, key, headers, where the value starts) of a format-1 record frame."""
+    _magic, _offset, ts, key_len, headers_len = V1_HEADER.unpack_from(body, 0)
+    at = V1_HEADER.size
+    key: bytes | None = None
+    if key_len >= 0:
+        key, at = body[at : at + key_len], at + key_len
+    return ts, key, body[at : at + headers_len], at + headers_len
+
+
+def decode_frame(frame: Frame, start: int = 0, stop: int | None = None) -> Run:
+    """Records ``start..stop-1`` (indexes within the frame) of a valid frame, by column."""
+    return FrameSlice(frame, start, stop).run()
 
 
 def frame_timestamps(frame: Frame) -> Sequence[int]:
     """The timestamp of each record of a valid frame."""
-    _pos, _offset, count, _max, body = frame
-    if body[:2] == _MAGICS[0]:
-        return (V1_HEADER.unpack_from(body, 0)[2],)
-    _m, flags, _base, _count, base_ts, _mx = BATCH_HEADER.unpack_from(body, 0)
-    if not flags & FLAG_TIMESTAMPS:
-        return (base_ts,) * count
-    layout = _Layout(body)
-    return struct.unpack_from(f">{count}q", body, layout.timestamps_at)
+    stamps = FrameSlice(frame).timestamps()
+    return (stamps,) * frame[2] if isinstance(stamps, int) else stamps
 
 
 StopKind = Literal["end", "incomplete", "bad", "limit"]
@@ -561,7 +759,7 @@ class FrameScanner:
         self.stop: StopKind = "end"
         self.problem = ""
 
-    def __iter__(self) -> Iterator[Frame]:  # noqa: PLR0912 - one loop, read in chunks
+    def __iter__(self) -> Iterator[Frame]:  # noqa: PLR0911, PLR0912 - one loop, read in chunks
         buf = b""
         buf_start = self.position
         unpack_prefix, batch_magic = PREFIX.unpack_from, _MAGICS[1]
@@ -585,28 +783,35 @@ class FrameScanner:
             if self.end - self.position < frame_len:
                 self.stop = "incomplete"
                 return
-            if len(buf) - rel < frame_len:
+            if len(buf) - rel >= frame_len:
+                body = buf[rel + PREFIX.size : rel + frame_len]
+            elif body_len >= _EXACT_BODY:
+                body = os.pread(self.fd, body_len, self.position + PREFIX.size)
+                buf, buf_start = b"", self.position + frame_len
+                if len(body) < body_len:
+                    self.stop = "incomplete"
+                    return
+            else:
                 buf, buf_start, rel = self._read(frame_len), self.position, 0
                 if len(buf) < frame_len:
                     self.stop = "incomplete"
                     return
-            body = buf[rel + PREFIX.size : rel + frame_len]
+                body = buf[PREFIX.size : frame_len]
             if body[:2] == batch_magic and _crc32c(body) == crc:
                 # The common case, checked inline: a batch frame whose checksum matches.
                 _m, flags, base, count, _ts, max_ts = BATCH_HEADER.unpack_from(body, 0)
-                problem = (
-                    _check_body(body, crc, self.offset)
-                    if flags & ~_KNOWN_FLAGS or base != self.offset or count < 1
-                    else _check_layout(body)
-                )
+                if flags & ~_KNOWN_FLAGS or base != self.offset or count < 1:
+                    problem, layout = _check_body(body, crc, self.offset), None
+                else:
+                    problem, layout = _check_layout(body)
             else:
-                problem = _check_body(body, crc, self.offset)
+                problem, layout = _check_body(body, crc, self.offset), None
                 if not problem:
                     base, count, max_ts = _frame_facts(body)
             if problem:
                 self._bad(problem)
                 return
-            yield self.position, base, count, max_ts, body
+            yield self.position, base, count, max_ts, body, layout
             self.position += frame_len
             self.offset += count
 
@@ -624,12 +829,12 @@ class FrameScanner:
         self.problem = problem
 
 
-def _check_layout(body: bytes) -> str:
+def _check_layout(body: bytes) -> tuple[str, _Layout | None]:
+    """(why a batch frame body's columns do not add up, or "", and their layout)."""
     try:
-        _Layout(body)
+        return "", _Layout(body)
     except (ValueError, struct.error) as exc:
-        return f"malformed batch frame: {exc}"
-    return ""
+        return f"malformed batch frame: {exc}", None
 
 
 def valid_frame_after(fd: int, start: int, end: int, min_offset: int) -> int | None:

@@ -7,8 +7,11 @@ Concurrency model (processes and threads):
   segments; shared to read. Offsets are therefore assigned from the true tail of the file,
   whichever process wrote last, and a reader never sees a write in progress.
 * Each process keeps a cache of the tail (active segment, its size, next offset, index). Before
-  every operation it re-checks the file size (``fstat``) and whether the segment was sealed (a
-  file named after the tail offset exists) and catches up by scanning only the new bytes.
+  every operation it re-checks the file size and the partition's *roll generation*: the size
+  of ``.lock``, which a process grows by one byte (under the exclusive lock) before it creates
+  a new segment. Only when the generation changed does it look for a new segment file (a
+  ``stat`` of a name that usually does not exist is the costliest call of an append); it
+  catches up by scanning only the new bytes.
 
 Crash safety: an append is one ``pwritev`` of whole batch frames at the tail. A writer killed
 mid-write leaves an *incomplete* last frame; readers stop before it and the next writer (or
@@ -29,7 +32,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from lakekit.adapters.local._log_format import (
     INDEX_ENTRY,
@@ -38,9 +41,8 @@ from lakekit.adapters.local._log_format import (
     CorruptLogError,
     Frame,
     FrameScanner,
-    RecordBatch,
+    FrameSlice,
     Run,
-    decode_frame,
     frame_timestamps,
     index_name,
     parse_index,
@@ -50,7 +52,7 @@ from lakekit.adapters.local._log_format import (
 )
 from lakekit.errors import LakekitError
 
-__all__ = ["PartitionLog", "fsync_dir"]
+__all__ = ["Batch", "PartitionLog", "fsync_dir"]
 
 T = TypeVar("T")
 _INDEX_LAG = 1024 * 1024
@@ -60,6 +62,17 @@ from its last entry, so the lag bounds that scan."""
 _fdatasync = getattr(os, "fdatasync", os.fsync)
 _BIG = 2**63
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+
+
+class Batch(Protocol):
+    """Records on their way to one partition (``RecordBatch``, ``ValuesBatch``)."""
+
+    def __len__(self) -> int: ...
+
+    def encode(self, first_offset: int) -> tuple[list[bytes], list[tuple[int, int, int, int]]]:
+        """The buffers to write and, per frame, (relative position, first offset, record
+        count, largest timestamp)."""
+        ...
 
 
 def fsync_dir(path: Path) -> None:
@@ -131,6 +144,8 @@ class PartitionLog:
         self.durable = durable
         self.dirty = False
         """Written since the last fdatasync (read by the batch flusher)."""
+        self.unsynced = 0
+        """Bytes written since the last fdatasync started (read by the batch flusher)."""
         self.rolls = 0
         self._appended = False
         """Segments this object rolled (the stream checks retention after a roll)."""
@@ -141,6 +156,8 @@ class PartitionLog:
         self._active: _Active | None = None
         directory.mkdir(parents=True, exist_ok=True)
         self._lock_fd = os.open(directory / ".lock", os.O_RDWR | os.O_CREAT | _O_CLOEXEC, 0o644)
+        self._generation = -1
+        """The roll generation (the lock file's size) when this process last looked."""
         try:
             with self._locked(exclusive=True):
                 self._open_latest(repair=True)
@@ -149,7 +166,7 @@ class PartitionLog:
             raise
 
     # -- public operations ---------------------------------------------------------------------
-    def append(self, batch: RecordBatch, *, sync: bool) -> int:
+    def append(self, batch: Batch, *, sync: bool) -> int:
         """Append a batch as one write of batch frames at the tail; return its first offset.
 
         Offsets are assigned under the exclusive lock from the current tail, so concurrent
@@ -171,41 +188,74 @@ class PartitionLog:
                 os.close(sync_fd)
         return first
 
-    def _append_locked(self, batch: RecordBatch, *, sync: bool) -> tuple[int, int]:
+    def _append_locked(self, batch: Batch, *, sync: bool) -> tuple[int, int]:
         """Write the batch at the tail: (its first offset, a dup of the segment's fd to
         fdatasync, or -1)."""
         self._sync(repair=True)
-        self._maybe_roll()
-        active = self._tail()
+        active = self._active
+        assert active is not None  # set by _sync (it raises when closed)
+        if active.size >= self.segment_bytes and active.next_offset != active.base:
+            self._maybe_roll()
+            active = self._tail()
         first = active.next_offset
         buffers, frames = batch.encode(first)
-        written = _pwrite_all(active.fd, buffers, active.size, active.path)
+        position = active.size
+        if len(buffers) <= _IOV_BATCH:  # the usual case: one pwritev
+            written = sum(map(len, buffers))
+            try:
+                done = _pwritev(active.fd, buffers, position)
+            except OSError:
+                with contextlib.suppress(OSError):  # the original error is the one to report
+                    os.ftruncate(active.fd, position)
+                raise
+            if done != written:  # a short write (rare): write it all again
+                _pwrite_all(active.fd, buffers, position, active.path)
+        else:
+            written = _pwrite_all(active.fd, buffers, position, active.path)
         entries = active.entries
         last_pos = entries[-1][1] if entries else -_BIG
         seg_max = active.seg_max
         for rel, offset, _count, max_ts in frames:
-            position = active.size + rel
-            if position - last_pos >= INDEX_INTERVAL or not entries:
-                entries.append((offset, position, seg_max))
-                last_pos = position
+            frame_pos = position + rel
+            if frame_pos - last_pos >= INDEX_INTERVAL or not entries:
+                entries.append((offset, frame_pos, seg_max))
+                last_pos = frame_pos
             seg_max = max(seg_max, max_ts)
-        active.size += written
-        active.next_offset += len(batch)
+        active.size = position + written
+        active.next_offset = first + len(batch)
         active.seg_max = seg_max
         self.dirty = not sync  # with sync, this call's fdatasync covers it
+        self.unsynced = 0 if sync else self.unsynced + written
         self._appended = True
         if active.size - active.idx_at >= _INDEX_LAG or not active.idx_checked:
             self._persist_index(active)
         return first, (os.dup(active.fd) if sync else -1)
 
+    def known_end(self) -> int:
+        """The next offset to be written as this process last saw it, without a lock or a
+        system call: a lower bound of :meth:`latest` (a partition's end never moves back)."""
+        active = self._active
+        return -1 if active is None else active.next_offset
+
     def read(self, offset: int, max_records: int) -> list[Run]:
         """Up to ``max_records`` records from ``offset`` (clamped to the earliest retained), as
         runs of consecutive records by column (one per frame read)."""
-        with self._locked(exclusive=False):
-            self._sync(repair=False)
-            if offset >= self._tail().next_offset:
-                return []
-            return self._retrying(lambda: self._read_locked(offset, max_records))
+        return [piece.run() for piece in self.read_slices(offset, max_records)]
+
+    def read_slices(self, offset: int, max_records: int) -> list[FrameSlice]:
+        """As :meth:`read`, but each frame's records undecoded (:class:`FrameSlice` decodes a
+        column when asked, without the lock: a frame read is immutable)."""
+        with self._mutex:  # as _locked(exclusive=False), inlined: a poll calls this
+            if self._closed:
+                raise LakekitError(f"the stream partition {self.directory} is closed")
+            fcntl.flock(self._lock_fd, fcntl.LOCK_SH)
+            try:
+                self._sync(repair=False)
+                if offset >= self._tail().next_offset:
+                    return []
+                return self._retrying(lambda: self._read_locked(offset, max_records))
+            finally:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
     def earliest(self) -> int:
         with self._locked(exclusive=False):
@@ -272,6 +322,7 @@ class PartitionLog:
                 return
             fd = os.dup(self._active.fd)
             self.dirty = False
+            self.unsynced = 0
         try:
             _fdatasync(fd)
         finally:
@@ -380,12 +431,27 @@ class PartitionLog:
         if self.dirty and self.durable:
             _fdatasync(active.fd)
         self.dirty = False
+        self.unsynced = 0
         self._sealed[active.base] = _Sealed(list(active.entries), active.seg_max)
         self._active = None
         _close_active(active)
 
     def _sync(self, *, repair: bool) -> None:
-        """Catch up with other processes: new bytes at the tail, a roll, a deleted segment."""
+        """Catch up with other processes: new bytes at the tail, a roll, a deleted segment.
+
+        Cheap when nothing happened: the lock file's size is the partition's roll generation
+        (see :meth:`_maybe_roll`; read with ``lseek``, which allocates nothing), and only when
+        it changed is the directory asked whether the next segment exists. An append (with
+        ``repair``) then ``fstat``s the active segment (its size, and whether it was deleted
+        under us); a read only asks its size (``lseek``).
+        """
+        generation = os.lseek(self._lock_fd, 0, os.SEEK_END)
+        rolled = generation != self._generation
+        if not (rolled or repair):
+            active = self._tail()
+            if os.lseek(active.fd, 0, os.SEEK_END) == active.size:
+                return  # no roll, no new bytes: nothing to catch up with
+        self._generation = generation
         while True:
             active = self._tail()
             st = os.fstat(active.fd)
@@ -399,8 +465,10 @@ class PartitionLog:
                         f"(up to byte {active.size})",
                     )
                 self._scan_tail(active, st.st_size, repair=repair)
-            if active.next_offset > active.base and os.path.exists(
-                os.path.join(self._dir, segment_name(active.next_offset))
+            if (
+                rolled
+                and active.next_offset > active.base
+                and os.path.exists(os.path.join(self._dir, segment_name(active.next_offset)))
             ):  # another process rolled the segment
                 self._load_active(active.next_offset, repair=repair)
                 continue
@@ -423,7 +491,7 @@ class PartitionLog:
         entries = active.entries
         seg_max = active.seg_max
         last_pos = entries[-1][1] if entries else -_BIG
-        for pos, offset, _count, max_ts, _body in scanner:
+        for pos, offset, _count, max_ts, _body, _layout in scanner:
             if pos - last_pos >= INDEX_INTERVAL or not entries:
                 entries.append((offset, pos, seg_max))
                 last_pos = pos
@@ -454,6 +522,11 @@ class PartitionLog:
         if active.size < self.segment_bytes or active.next_offset == active.base:
             return
         base = active.next_offset
+        # Announce the roll before the new segment exists: processes that see the lock file's
+        # size (the roll generation) unchanged skip looking for a new segment. A crash right
+        # after this only makes them look once and find none.
+        self._generation = os.lseek(self._lock_fd, 0, os.SEEK_END) + 1
+        os.ftruncate(self._lock_fd, self._generation)
         fd = os.open(
             self.directory / segment_name(base),
             os.O_RDWR | os.O_CREAT | os.O_EXCL | _O_CLOEXEC,
@@ -534,10 +607,10 @@ class PartitionLog:
         bases = self._bases
         return bases[index + 1] if index + 1 < len(bases) else self._tail().next_offset
 
-    def _read_locked(self, offset: int, max_records: int) -> list[Run]:
+    def _read_locked(self, offset: int, max_records: int) -> list[FrameSlice]:
         bases = self._bases
         offset = max(offset, bases[0])
-        out: list[Run] = []
+        out: list[FrameSlice] = []
         wanted = max_records
         i = bisect.bisect_right(bases, offset) - 1
         while wanted > 0 and i < len(bases):
@@ -550,7 +623,7 @@ class PartitionLog:
                         base, count = frame[1], frame[2]
                         start = max(offset - base, 0)
                         stop = min(count, last - base + 1)
-                        out.append(decode_frame(frame, start, stop))
+                        out.append(FrameSlice(frame, start, stop))
                         wanted -= stop - start
                 finally:
                     if view.owned:
@@ -592,7 +665,7 @@ class PartitionLog:
         entries: list[tuple[int, int, int]] = []
         seg_max, last_pos = NO_TIMESTAMP, -_BIG
         scanner = FrameScanner(view.fd, 0, view.size, view.base)
-        for pos, offset, _count, max_ts, _body in scanner:
+        for pos, offset, _count, max_ts, _body, _layout in scanner:
             if pos - last_pos >= INDEX_INTERVAL or not entries:
                 entries.append((offset, pos, seg_max))
                 last_pos = pos

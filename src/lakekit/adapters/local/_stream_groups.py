@@ -4,8 +4,10 @@ Layout under ``<stream>/groups/<group>/``::
 
     offsets.log      committed next-to-read offsets: an append-only log of snapshots
     offsets.json     {"format": 1, "offsets": {"0": 42}}: format-1 streams' offsets (read only)
-    commit.lock      flock serialising commits (read-modify-append of offsets.log)
-    members.lock     flock serialising member registration and the liveness sweep
+    commit.lock      flock serialising commits (read-modify-append of offsets.log); its
+                     size counts the compactions (a generation: see below)
+    members.lock     flock serialising member registration and the liveness sweep; its size
+                     counts the joins and leaves (the membership generation)
     members/<id>     one file per live member, exclusively flock'ed by it while it lives
     p<N>.lock        flock'ed (exclusive, non-blocking) by the member that owns partition N
 
@@ -17,15 +19,21 @@ offsets, never a mix. Entries are written before ``commit`` returns (a killed pr
 nothing) and made durable per the stream's fsync policy: ``always`` fdatasyncs each commit,
 ``batch`` within the flush interval, ``never`` leaves it to the OS. Losing the last commits to a
 power loss only re-delivers records (at-least-once). Past 1 MiB the log is compacted to one
-entry (a complete new file, fsync'ed and renamed over it).
+entry (a complete new file, fsync'ed and renamed over it); the compacting process first grows
+``commit.lock`` by a byte, so the others notice from its size (one ``lseek`` of their
+descriptor, under the lock, at their next commit) that they must reopen ``offsets.log``.
 
 Ownership needs no heartbeat: the OS drops every ``flock`` of a process that dies (even by
-``kill -9``), so a dead member's member file and partitions become lockable by the others. At
-each ``assign`` a member counts the live members (a member file nobody holds is dead and is
-removed), takes its fair share (``partitions // members``, the first ``partitions % members``
-members in id order taking one more), releases what it holds beyond that share, and tries to
-lock free partitions up to it. Shares converge as members poll; two members never own the same
-partition at once.
+``kill -9``), so a dead member's member file and partitions become lockable by the others. A
+member *recounts* (under ``members.lock``) the live members (a member file nobody holds is dead
+and is removed), takes its fair share (``partitions // members``, the first
+``partitions % members`` members in id order taking one more), releases what it holds beyond
+that share, and tries to lock free partitions up to it. It recounts at an ``assign`` (each
+poll) when it holds less than its share, when the membership generation changed (every
+registration, departure and removal of a dead member's file grows ``members.lock`` by a byte),
+or when its last recount is :data:`SWEEP_INTERVAL_S` old (a dead member cannot announce
+itself); otherwise ``assign`` costs one ``lseek``. Shares converge as members poll; two members
+never own the same partition at once.
 """
 
 from __future__ import annotations
@@ -37,9 +45,9 @@ import os
 import re
 import struct
 import threading
+import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -48,7 +56,7 @@ from lakekit.adapters.local._log_format import crc32c
 from lakekit.adapters.local._segment_log import fsync_dir
 from lakekit.errors import ConflictError, InvalidInputError, LakekitError
 
-__all__ = ["GroupStore", "validate_member"]
+__all__ = ["SWEEP_INTERVAL_S", "GroupStore", "validate_member"]
 
 _MEMBER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
@@ -56,6 +64,9 @@ _fdatasync = getattr(os, "fdatasync", os.fsync)
 _ENTRY_HEAD = struct.Struct(">IHH")
 _ENTRY_MAGIC = 0x0FF5
 _COMPACT_BYTES = 1024 * 1024
+SWEEP_INTERVAL_S = 0.5
+"""A member that holds its share recounts the live members at least this often (to notice
+a dead member, which cannot announce its death), and at once after any join or leave."""
 _NEVER = -1
 SyncMode = Literal["always", "batch", "never"]
 
@@ -79,6 +90,12 @@ class _Member:
     fd: int
     partitions: dict[int, int] = field(default_factory=dict)
     """Owned partition -> fd holding its lock."""
+    share: int = 0
+    """The member's fair share at its last recount."""
+    generation: int = -1
+    """The membership generation (size of ``members.lock``) at its last recount."""
+    swept_at: float = 0.0
+    """``time.monotonic()`` of its last recount (which also removes dead members' files)."""
 
 
 class GroupStore:
@@ -108,7 +125,8 @@ class GroupStore:
         self._members: dict[tuple[str, str], _Member] = {}
         self._logs: dict[str, _OffsetsLog] = {}
         self._logs_mutex = threading.Lock()
-        self._made: set[str] = set()
+        self._group_locks: dict[str, tuple[Path, int]] = {}
+        """Per group: its directory and this store's descriptor of its ``members.lock``."""
 
     # -- committed offsets ---------------------------------------------------------------------
     def committed(self, group: str) -> dict[int, int]:
@@ -148,16 +166,36 @@ class GroupStore:
 
     # -- membership ----------------------------------------------------------------------------
     def assign(self, group: str, member: str) -> list[int]:
-        """Register ``member`` if needed, rebalance to its fair share, return what it owns."""
-        directory = self._group_dir(group)
-        members_dir = directory / "members"
+        """Register ``member`` if needed, rebalance to its fair share, return what it owns.
+
+        Called at every poll, so it costs one ``lseek`` when nothing can have changed: the
+        member holds its share, the membership generation (the size of ``members.lock``,
+        bumped by every join and leave) is the one it last saw, and its last sweep for dead
+        members is less than :data:`SWEEP_INTERVAL_S` old. Otherwise it recounts the live
+        members under ``members.lock`` and rebalances.
+        """
         with self._mutex:
-            with _flocked(directory / "members.lock", fcntl.LOCK_EX):
-                state = self._members.get((group, member))
+            directory, lock_fd = self._group_lock(group)
+            state = self._members.get((group, member))
+            if (
+                state is not None
+                and len(state.partitions) >= state.share
+                and time.monotonic() - state.swept_at < SWEEP_INTERVAL_S
+                and os.lseek(lock_fd, 0, os.SEEK_END) == state.generation
+            ):
+                return sorted(state.partitions)
+            members_dir = directory / "members"
+            fcntl.flock(lock_fd, fcntl.LOCK_EX)
+            try:
                 if state is None:
-                    state = self._register(members_dir, group, member)
-                live = self._live_members(members_dir)
+                    state = self._register(lock_fd, members_dir, group, member)
+                live = self._live_members(lock_fd, group, members_dir)
+                state.generation = os.lseek(lock_fd, 0, os.SEEK_END)
+                state.swept_at = time.monotonic()
+            finally:
+                fcntl.flock(lock_fd, fcntl.LOCK_UN)
             share, start = _fair_share(self.partitions, live, member)
+            state.share = share
             surplus = len(state.partitions) - share
             for partition in sorted(state.partitions, reverse=True)[: max(0, surplus)]:
                 _unlock(state.partitions.pop(partition))
@@ -183,22 +221,32 @@ class GroupStore:
     def close(self) -> None:
         with self._mutex:
             members, self._members = self._members, {}
-            for (group, member), state in members.items():
-                self._release(group, member, state)
+            try:
+                for (group, member), state in members.items():
+                    self._release(group, member, state)
+            finally:
+                locks, self._group_locks = self._group_locks, {}
+                for _directory, fd in locks.values():
+                    os.close(fd)
         with self._logs_mutex:
             logs, self._logs = self._logs, {}
         for log in logs.values():
             log.close()
 
     # -- internals -----------------------------------------------------------------------------
-    def _group_dir(self, group: str) -> Path:
-        directory = self.root / group
-        if group not in self._made:  # once per group and process (a poll calls this)
+    def _group_lock(self, group: str) -> tuple[Path, int]:
+        """The group's directory (created once per process) and this store's descriptor of its
+        ``members.lock``, kept open. Call under ``_mutex``."""
+        found = self._group_locks.get(group)
+        if found is None:
+            directory = self.root / group
             (directory / "members").mkdir(parents=True, exist_ok=True)
-            self._made.add(group)
-        return directory
+            fd = os.open(directory / "members.lock", os.O_RDWR | os.O_CREAT | _O_CLOEXEC, 0o644)
+            found = self._group_locks[group] = (directory, fd)
+        return found
 
-    def _register(self, members_dir: Path, group: str, member: str) -> _Member:
+    def _register(self, lock_fd: int, members_dir: Path, group: str, member: str) -> _Member:
+        """Create and hold the member's file. Call under members.lock (``lock_fd``)."""
         fd = _try_lock(members_dir / member)
         if fd is None:
             raise ConflictError(
@@ -206,22 +254,27 @@ class GroupStore:
                 "consumer (process); give each live consumer its own member id"
             )
         state = self._members[(group, member)] = _Member(fd)
+        _bump(lock_fd)
         return state
 
-    def _live_members(self, members_dir: Path) -> list[str]:
+    def _live_members(self, lock_fd: int, group: str, members_dir: Path) -> list[str]:
         """Ids of live members; removes the files of dead ones. Call under members.lock.
 
-        A member file is live while some open file description holds its flock, including
-        this process's own members (a second descriptor conflicts with the first).
+        A member file is live while some open file description holds its flock. The members
+        this store registered hold theirs, so only the others' files are probed.
         """
         live = []
         for name in os.listdir(members_dir):
+            if (group, name) in self._members:
+                live.append(name)
+                continue
             fd = _try_lock(members_dir / name)
             if fd is None:
                 live.append(name)
                 continue
             try:  # nobody holds it: its owner died; remove it while we hold its lock
                 (members_dir / name).unlink(missing_ok=True)
+                _bump(lock_fd)
             finally:
                 _unlock(fd)
         return sorted(live)
@@ -230,10 +283,14 @@ class GroupStore:
         for fd in state.partitions.values():
             _unlock(fd)
         state.partitions.clear()
-        directory = self.root / group
         try:
-            with _flocked(directory / "members.lock", fcntl.LOCK_EX):
+            directory, lock_fd = self._group_lock(group)
+            fcntl.flock(lock_fd, fcntl.LOCK_EX)
+            try:
                 (directory / "members" / member).unlink(missing_ok=True)
+                _bump(lock_fd)
+            finally:
+                fcntl.flock(lock_fd, fcntl.LOCK_UN)
         finally:
             _unlock(state.fd)
 
@@ -242,7 +299,8 @@ class _OffsetsLog:
     """One group's ``offsets.log`` (format in the module docstring), with this process's fds.
 
     Thread-safe; several processes coordinate through ``commit.lock``. A process notices
-    another's compaction (a new file renamed into place) by the path's inode changing.
+    another's compaction (a new file renamed into place) by ``commit.lock``'s size changing
+    (then the path's inode), or, when only reading, by the path's inode changing.
     """
 
     def __init__(self, directory: Path, partitions: int, sync: SyncMode) -> None:
@@ -255,6 +313,8 @@ class _OffsetsLog:
         self._fd = -1
         self._ino = -1
         self._lock_fd = -1
+        self._generation = -1
+        """The size of ``commit.lock`` when this process last checked which file is current."""
         self._cached: tuple[int, int, dict[int, int]] | None = None
         """(inode, size, state) of the last read."""
         self._dirty = False
@@ -280,16 +340,21 @@ class _OffsetsLog:
                 fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
     def _commit_locked(self, offsets: Mapping[int, int]) -> None:
-        created = not self._current(create=False)
-        if created:
-            self._current(create=True)
+        generation = os.lseek(self._lock_fd, 0, os.SEEK_END)  # grows before every compaction
+        created = False
+        if self._fd < 0 or generation != self._generation:  # else: ``_fd`` is the current file
+            created = not self._current(create=False)
+            if created:
+                self._current(create=True)
+            self._generation = generation
         state, end, size = self._last_valid()
         if end < size:  # a torn entry of a committer that died: cut it
             os.ftruncate(self._fd, end)
         merged = dict(state)
         merged.update(offsets)
         entry = self._encode(merged)
-        _pwrite_all(self._fd, entry, end)
+        if os.pwrite(self._fd, entry, end) != len(entry):  # a short write (rare)
+            _pwrite_all(self._fd, entry, end)
         self._cached = (self._ino, end + len(entry), merged)
         if self.sync == "always":
             _fdatasync(self._fd)
@@ -346,7 +411,7 @@ class _OffsetsLog:
 
     def _last_valid(self) -> tuple[dict[int, int], int, int]:
         """(state of the last valid entry, the byte where it ends, the file size)."""
-        size = os.fstat(self._fd).st_size
+        size = os.lseek(self._fd, 0, os.SEEK_END)
         cached = self._cached
         if cached is not None and cached[0] == self._ino and cached[1] == size:
             return cached[2], size, size
@@ -377,11 +442,16 @@ class _OffsetsLog:
         return {p: o for p, o in enumerate(values) if o != _NEVER}
 
     def _compact(self, entry: bytes, state: dict[int, int]) -> None:
-        """Replace the log by a file holding only its last entry (atomically)."""
+        """Replace the log by a file holding only its last entry (atomically). Call under
+        ``commit.lock``."""
         if not self._swept:  # temporary files of compactions that crashed
             for stale in self.directory.glob(".offsets.*.tmp"):
                 stale.unlink(missing_ok=True)
             self._swept = True
+        # Tell the other processes before the file changes (a crash right after this only
+        # makes them check the path once more).
+        self._generation = os.lseek(self._lock_fd, 0, os.SEEK_END) + 1
+        os.ftruncate(self._lock_fd, self._generation)
         tmp = self.directory / f".offsets.{uuid.uuid4().hex}.tmp"
         fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | _O_CLOEXEC, 0o644)
         try:
@@ -445,17 +515,12 @@ def _try_lock(path: Path) -> int | None:
     return fd
 
 
+def _bump(lock_fd: int) -> None:
+    """Announce a membership change: grow ``members.lock`` by a byte (call under its lock)."""
+    os.ftruncate(lock_fd, os.lseek(lock_fd, 0, os.SEEK_END) + 1)
+
+
 def _unlock(fd: int) -> None:
     with contextlib.suppress(OSError):
         fcntl.flock(fd, fcntl.LOCK_UN)
     os.close(fd)
-
-
-@contextmanager
-def _flocked(path: Path, operation: int) -> Iterator[None]:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | _O_CLOEXEC, 0o644)
-    try:
-        fcntl.flock(fd, operation)
-        yield
-    finally:
-        os.close(fd)  # closing drops the lock

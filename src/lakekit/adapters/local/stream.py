@@ -8,7 +8,7 @@ offsets in an append-only commit log per group (``_stream_groups.py``). See
 
 Directory of a stream ``name``::
 
-    <directory>/<name>/stream.json          {"format": 2, "partitions": 4}
+    <directory>/<name>/stream.json          {"format": 3, "partitions": 4}
     <directory>/<name>/p<N>/<base>.log|.idx segments of partition N
     <directory>/<name>/groups/<group>/...   committed offsets and member locks
 """
@@ -16,7 +16,6 @@ Directory of a stream ``name``::
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import errno
 import itertools
 import json
@@ -26,8 +25,8 @@ import threading
 import time
 import uuid
 import zlib
-from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from array import array
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from itertools import repeat
@@ -39,12 +38,14 @@ from pydantic import Field
 from lakekit._redact import redact_url
 from lakekit.adapters.local._log_format import (
     MAX_RECORD_BYTES,
+    FrameSlice,
     RecordBatch,
-    Run,
+    ValuesBatch,
+    all_equal,
     decode_headers,
     encode_headers,
 )
-from lakekit.adapters.local._segment_log import PartitionLog, fsync_dir
+from lakekit.adapters.local._segment_log import Batch, PartitionLog, fsync_dir
 from lakekit.adapters.local._stream_groups import GroupStore, validate_member
 from lakekit.capabilities import Capability
 from lakekit.config import AdapterSettings, local_path
@@ -59,8 +60,12 @@ from lakekit.interfaces.stream import (
     Message,
     PositionRange,
     Record,
+    RecordBlock,
     RecordPosition,
+    RecordRun,
     StreamAdapter,
+    _arrow_headers,
+    _build_records,
 )
 
 if TYPE_CHECKING:
@@ -72,9 +77,14 @@ FsyncPolicy = Literal["always", "batch", "never"]
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
 _MIB = 1024 * 1024
-_FORMAT = 2
-"""Stream format: 2 = batch frames (format-1 streams, of record frames, are upgraded on open)."""
-_READABLE_FORMATS = (1, 2)
+_FORMAT = 3
+"""Stream format: 2 = batch frames, 3 = batch frames that may store one value length for all
+records (flag bit 4). Streams of formats 1 (record frames) and 2 are upgraded on open."""
+_READABLE_FORMATS = (1, 2, 3)
+_FLUSH_BYTES = 8 * _MIB
+"""``fsync="batch"``: a partition with this much written since its last fdatasync is synced at
+once instead of at the end of the interval. It bounds the data a power loss can take, and what
+a segment roll (which must fdatasync the segment it seals) waits for."""
 
 
 class LocalStreamSettings(AdapterSettings):
@@ -100,7 +110,8 @@ class LocalStreamSettings(AdapterSettings):
         description=(
             "LAKEKIT_STREAM_FSYNC: 'always' = fdatasync before publish returns (survives power "
             "loss); 'batch' = written before publish returns (survives a crash of the process), "
-            "fdatasync'ed within fsync_interval_ms; 'never' = the OS flushes when it likes"
+            "fdatasync'ed within fsync_interval_ms (at once when a partition has 8 MiB "
+            "waiting); 'never' = the OS flushes when it likes"
         ),
     )
     fsync_interval_ms: int = Field(
@@ -140,8 +151,9 @@ class LocalStream(StreamAdapter):
     * **Acknowledged = durable**: ``publish`` returns after the records are written to the
       file (so they survive ``kill -9`` of the producer); with ``fsync="always"`` after an
       fdatasync (so they survive power loss); with ``"batch"`` (default) they are fdatasync'ed
-      within ``fsync_interval_ms`` by a background flusher, so power loss can take at most the
-      last interval; with ``"never"`` the OS decides.
+      within ``fsync_interval_ms`` (at once when a partition has 8 MiB waiting) by a
+      background flusher, so power loss can take at most the last interval; with ``"never"``
+      the OS decides.
     * **Ordered, dense offsets per partition**, assigned under an exclusive ``flock`` from the
       tail of the file: producers in several processes may publish to one stream.
     * **No torn records**: a record is visible only when complete and checksum-valid; a tail
@@ -208,6 +220,8 @@ class LocalStream(StreamAdapter):
         self._logs: list[PartitionLog] = []
         self._groups: GroupStore | None = None
         self._flusher: _Flusher | None = None
+        self._valid_groups: set[str] = set()
+        self._valid_members: set[tuple[str, str]] = set()
         durable = settings.fsync != "never"
         self._retention_set = (
             settings.retention_ms is not None or settings.retention_bytes is not None
@@ -327,18 +341,25 @@ class LocalStream(StreamAdapter):
                 naive timestamp, or a record over 64 MiB.
             LakekitError: the disk refused the write (full, read-only, ...).
         """
-        self._check_open()
+        if self._closed:
+            raise InvalidInputError(f"{self!r} is closed")
         try:
             blob = b"".join(values)  # type: ignore[arg-type]  # str values: TypeError
         except TypeError:
             values = _normalised_values(values)
             blob = b"".join(values)
         lens = list(map(len, values))
-        if sum(lens) != len(blob):  # memoryviews of multi-byte items: count bytes
+        count = len(lens)
+        if not count:
+            return PositionRange(0, 0, 0)
+        first = lens[0]
+        # The lengths must count bytes (a memoryview of multi-byte items has len() in items).
+        # Values of one length add up to a product, others to a sum.
+        uniform = all_equal(lens)
+        if (first * count if uniform else sum(lens)) != len(blob):
             values = [bytes(v) for v in values]  # type: ignore[arg-type]
             lens = list(map(len, values))
-        if not lens:
-            return PositionRange(0, 0, 0)
+            uniform = all_equal(lens)
         if key is not None:
             if not isinstance(key, bytes | bytearray | memoryview):
                 raise InvalidInputError(
@@ -352,10 +373,13 @@ class LocalStream(StreamAdapter):
                 f"stream's limit of {MAX_RECORD_BYTES} bytes"
             )
         ts = _now_ms() if timestamp is None else _to_ms(timestamp, what="timestamp")
-        count = len(self._logs)
-        partition = next(self._round_robin) % count if key is None else zlib.crc32(key) % count
-        batch = RecordBatch.of_values(values, lens, blob, timestamp=ts, key=key)  # type: ignore[arg-type]
-        return PositionRange(partition, self._append(partition, batch), len(lens))
+        partitions = len(self._logs)
+        if key is None:
+            partition = next(self._round_robin) % partitions
+        else:
+            partition = zlib.crc32(key) % partitions
+        first_offset = self._append(partition, ValuesBatch(lens, blob, ts, key, uniform=uniform))
+        return PositionRange(partition, first_offset, count)
 
     def partitions(self) -> list[int]:
         return list(range(len(self._logs)))
@@ -370,13 +394,37 @@ class LocalStream(StreamAdapter):
             InvalidInputError: unknown partition, negative offset, ``max_records < 1``.
             LakekitError: a segment is damaged (names the file and byte position).
         """
+        with _mapped(f"cannot read stream {self.name!r} partition {partition}"):
+            slices = self._read_slices(partition, offset, max_records)
+            return _records(self.name, partition, slices)
+
+    def read_block(self, partition: int, offset: int, max_records: int) -> RecordBlock:
+        """As :meth:`read`, as a :class:`RecordBlock` of one run per frame read.
+
+        No object per record: each run keeps its frame's bytes and decodes a column (values
+        sliced in C, timestamps, keys, headers) when it is first asked for; ``to_arrow()``
+        wraps the frame's value bytes without copying them.
+
+        Raises:
+            InvalidInputError: unknown partition, negative offset, ``max_records < 1``.
+            LakekitError: a segment is damaged (names the file and byte position).
+        """
+        try:  # not `with _mapped(...)`: a consumer reads at every poll
+            slices = self._read_slices(partition, offset, max_records)
+        except LakekitError:
+            raise
+        except (OSError, ValueError):
+            with _mapped(f"cannot read stream {self.name!r} partition {partition}"):
+                raise
+        return RecordBlock(self.name, [_FrameRun(partition, piece) for piece in slices])
+
+    def _read_slices(self, partition: int, offset: int, max_records: int) -> list[FrameSlice]:
         log = self._log(partition)
         if not isinstance(offset, int) or offset < 0:
             raise InvalidInputError(f"offset must be an int >= 0, got {offset!r}")
         if not isinstance(max_records, int) or max_records < 1:
             raise InvalidInputError(f"max_records must be an int >= 1, got {max_records!r}")
-        with _mapped(f"cannot read stream {self.name!r} partition {partition}"):
-            return _records(self.name, partition, log.read(offset, max_records))
+        return log.read_slices(offset, max_records)
 
     def offsets(self, which: Literal["earliest", "latest"]) -> dict[int, int]:
         """Per partition the earliest retained offset, or the next offset to be written."""
@@ -395,7 +443,7 @@ class LocalStream(StreamAdapter):
         the group then resumes at the new end instead of skipping future records.)
         """
         groups = self._group_store()
-        validate_name(group, what="consumer group")
+        self._check_group(group)
         with _mapped(f"cannot read committed offsets of group {group!r}"):
             stored = groups.committed(group)
             if not stored:
@@ -410,22 +458,28 @@ class LocalStream(StreamAdapter):
             InvalidInputError: unknown partition, or an offset < 0 or past the partition's end.
         """
         groups = self._group_store()
-        validate_name(group, what="consumer group")
+        self._check_group(group)
         checked: dict[int, int] = {}
         for partition, offset in offsets.items():
             log = self._log(partition)
             if not isinstance(offset, int) or offset < 0:
                 raise InvalidInputError(f"committed offset must be an int >= 0, got {offset!r}")
-            with _mapped(f"cannot commit group {group!r}"):
-                end = log.latest()
-            if offset > end:
-                raise InvalidInputError(
-                    f"cannot commit offset {offset} for partition {partition}: its end is {end}"
-                )
+            if offset > log.known_end():  # past what this process has seen: ask the file
+                with _mapped(f"cannot commit group {group!r}"):
+                    end = log.latest()
+                if offset > end:
+                    raise InvalidInputError(
+                        f"cannot commit offset {offset} for partition {partition}: its end is {end}"
+                    )
             checked[partition] = offset
         if checked:
-            with _mapped(f"cannot commit group {group!r}"):
+            try:  # not `with _mapped(...)`: a consumer commits at every poll
                 groups.commit(group, checked)
+            except LakekitError:
+                raise
+            except (OSError, ValueError):
+                with _mapped(f"cannot commit group {group!r}"):
+                    raise
 
     def offsets_for_time(self, ts: datetime) -> dict[int, int]:
         """Per partition, the first offset whose timestamp is >= ``ts`` (the end if none).
@@ -447,8 +501,10 @@ class LocalStream(StreamAdapter):
             ConflictError: another live consumer (process) uses the same member id.
         """
         groups = self._group_store()
-        validate_name(group, what="consumer group")
-        validate_member(member)
+        if (group, member) not in self._valid_members:
+            self._check_group(group)
+            validate_member(member)
+            self._valid_members.add((group, member))
         with _mapped(f"cannot join consumer group {group!r}"):
             return groups.assign(group, member)
 
@@ -486,7 +542,7 @@ class LocalStream(StreamAdapter):
                 self._close_logs()
 
     # -- internals -----------------------------------------------------------------------------
-    def _append(self, partition: int, batch: RecordBatch) -> int:
+    def _append(self, partition: int, batch: Batch) -> int:
         """Append a batch to a partition; its first offset. Runs retention after a roll."""
         try:  # not `with _mapped(...)`: this is the hot path, errors are mapped when they occur
             if self._flusher is not None:
@@ -495,7 +551,7 @@ class LocalStream(StreamAdapter):
             rolls = log.rolls
             first = log.append(batch, sync=self._sync_each)
             if self._flusher is not None:
-                self._flusher.mark()
+                self._flusher.mark(urgent=log.unsynced >= _FLUSH_BYTES)
             if log.rolls != rolls and self._retention_set:
                 self._retain(log)
         except LakekitError:
@@ -516,6 +572,11 @@ class LocalStream(StreamAdapter):
                 f"stream {self.name!r} has partitions 0..{len(self._logs) - 1}, not {partition!r}"
             )
         return self._logs[partition]
+
+    def _check_group(self, group: str) -> None:
+        if group not in self._valid_groups:
+            validate_name(group, what="consumer group")
+            self._valid_groups.add(group)
 
     def _group_store(self) -> GroupStore:
         self._check_open()
@@ -551,27 +612,29 @@ class _Flusher:
         self._name = name
         self._cond = threading.Condition()
         self._pending = False
+        self._urgent = False
         self._stopping = False
         self._failure: OSError | None = None
         self._thread: threading.Thread | None = None
 
-    def mark(self) -> None:
-        """Note that a write happened; the flusher syncs within the interval."""
-        if self._pending:  # a flush is due and has not started: it will cover this write
+    def mark(self, *, urgent: bool = False) -> None:
+        """Note that a write happened; the flusher syncs within the interval, or as soon as it
+        can if ``urgent`` (much data is waiting)."""
+        if self._pending and (self._urgent or not urgent):  # a due flush will cover it
             return
         with self._cond:
+            self._urgent = self._urgent or urgent
             self._schedule()
 
     def _schedule(self) -> None:
         """Under ``_cond``: make a flush due (starting the thread on first use)."""
-        if not self._pending:
-            self._pending = True
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._run, name=f"lakekit-stream-flush-{self._name}", daemon=True
-                )
-                self._thread.start()
-            self._cond.notify()
+        self._pending = True
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._run, name=f"lakekit-stream-flush-{self._name}", daemon=True
+            )
+            self._thread.start()
+        self._cond.notify()
 
     def raise_failure(self) -> None:
         """Re-raise (once) an fdatasync error the background thread hit."""
@@ -597,9 +660,10 @@ class _Flusher:
                 self._cond.wait_for(lambda: self._pending or self._stopping)
                 if self._stopping:
                     return
-                # Let writes accumulate for one interval, unless we are asked to stop.
-                self._cond.wait_for(lambda: self._stopping, timeout=self._interval)
-                self._pending = False
+                # Let writes accumulate for one interval, unless much data is waiting already
+                # (then sync now: less to lose, and a roll's own sync has less left to do).
+                self._cond.wait_for(lambda: self._stopping or self._urgent, self._interval)
+                self._pending = self._urgent = False
             self._flush()
 
     def _flush(self) -> None:
@@ -663,8 +727,9 @@ def _open_metadata(path: Path, partitions: int, *, durable: bool) -> int:
             "fixed when a stream is created"
         )
     if fmt != _FORMAT:
-        # Before the first batch frame is written: a lakekit that reads only format 1 must
-        # refuse the stream rather than report its new frames as damage.
+        # Before the first new frame is written: a lakekit that reads only an older format
+        # (1: record frames; 2: no shared value length) must refuse the stream rather than
+        # report the new frames as damage.
         _write_json_atomically(path, meta, {**data, "format": _FORMAT}, durable=durable)
     return existing
 
@@ -728,66 +793,125 @@ def _normalised_values(values: Sequence[object]) -> list[bytes]:
     return out
 
 
-# -- building Records from decoded runs ----------------------------------------------------------
-_RECORD_FIELDS = ("stream", "partition", "offset", "timestamp", "value", "key", "headers")
-_FAST_RECORDS = tuple(f.name for f in dataclasses.fields(Record)) == _RECORD_FIELDS and all(
-    type(getattr(Record, name)).__name__ == "member_descriptor" for name in _RECORD_FIELDS
-)
-"""Whether Record is the slotted dataclass of these fields that :func:`_records` fills column
-by column (checked once, so a change to Record falls back to calling its constructor)."""
-_SETTERS: tuple[Callable[[Record, Any], None], ...] = (
-    tuple(getattr(Record, name).__set__ for name in _RECORD_FIELDS) if _FAST_RECORDS else ()
-)
-_new_record = object.__new__
+# -- records and record blocks from frames ------------------------------------------------------
+class _FrameRun(RecordRun):
+    """The records of one frame read (a :class:`FrameSlice`), decoding each column on first
+    use. Timestamps equal within a read share one ``datetime``."""
+
+    __slots__ = ("_decoded", "_piece", "_stamps")
+
+    def __init__(
+        self, partition: int, piece: FrameSlice, stamps: dict[int, datetime] | None = None
+    ) -> None:
+        # RecordRun.__init__ is not called: every column accessor below is overridden.
+        self.partition = partition
+        self.offsets = range(piece.offset, piece.offset + piece.count)
+        self._piece = piece
+        self._stamps = {} if stamps is None else stamps
+        self._decoded: Sequence[bytes] | None = None
+
+    @property
+    def values(self) -> Sequence[bytes]:
+        if self._decoded is None:
+            self._decoded = self._piece.values()
+        return self._decoded
+
+    @property
+    def timestamps(self) -> Sequence[datetime]:
+        stamps = self._piece.timestamps()
+        if isinstance(stamps, int):
+            return [_datetime(stamps, self._stamps)] * self._piece.count
+        return [_datetime(ts, self._stamps) for ts in stamps]
+
+    @property
+    def keys(self) -> Sequence[bytes | None]:
+        keys = self._piece.keys()
+        if keys is None or isinstance(keys, bytes):
+            return [keys] * self._piece.count
+        return keys
+
+    @property
+    def headers(self) -> Sequence[Mapping[str, str]]:
+        raw = self._piece.headers()
+        if raw is None:
+            return [{} for _ in range(self._piece.count)]
+        with _mapped("cannot decode record headers"):
+            return [_headers(h) for h in raw]
+
+    def records(self, stream: str) -> list[Record]:
+        piece = self._piece
+        stamps = piece.timestamps()
+        when: Iterator[datetime] | list[datetime]
+        if isinstance(stamps, int):
+            when = repeat(_datetime(stamps, self._stamps))
+        else:
+            when = [_datetime(ts, self._stamps) for ts in stamps]
+        keys = piece.keys()
+        raw = piece.headers()
+        headers: Iterator[dict[str, str]] | list[dict[str, str]] = iter(dict, None)
+        if raw is not None:
+            with _mapped("cannot decode record headers"):
+                headers = [_headers(h) for h in raw]
+        return _build_records(
+            stream,
+            self.partition,
+            piece.count,
+            self.offsets,
+            when,
+            self.values,
+            repeat(keys) if keys is None or isinstance(keys, bytes) else keys,
+            headers,
+        )
+
+    def arrow_arrays(self) -> list[Any]:
+        """The run's columns; values wrap the frame's bytes (no copy), with int32 offsets."""
+        import pyarrow as pa
+
+        piece = self._piece
+        count = piece.count
+        body, at, lens, uniform = piece.value_buffer()
+        if uniform > 0:
+            ends = array("i", range(at, at + uniform * count + 1, uniform))
+        elif uniform == 0:
+            ends = array("i", [at]) * (count + 1)
+        else:
+            ends = array("i", itertools.accumulate(lens, initial=at))
+        values = pa.Array.from_buffers(
+            pa.binary(), count, [None, pa.py_buffer(ends), pa.py_buffer(body)]
+        )
+        micros = pa.timestamp("us", tz="UTC")
+        stamps = piece.timestamps()
+        when: Any
+        if isinstance(stamps, int):
+            when = pa.repeat(pa.scalar(stamps * 1000, micros), count)
+        else:
+            when = pa.array(stamps, pa.timestamp("ms", tz="UTC")).cast(micros)
+        keys = piece.keys()
+        if keys is None:
+            key_array = pa.nulls(count, pa.binary())
+        elif isinstance(keys, bytes):
+            key_array = pa.repeat(pa.scalar(keys, pa.binary()), count)
+        else:
+            key_array = pa.array(keys, pa.binary())
+        raw = piece.headers()
+        headers = None if raw is None else self.headers
+        return [
+            pa.repeat(pa.scalar(self.partition, pa.int32()), count),
+            pa.array(self.offsets, pa.int64()),
+            when,
+            key_array,
+            values,
+            _arrow_headers(headers, count),
+        ]
 
 
-def _records(name: str, partition: int, runs: list[Run]) -> list[Record]:
-    """Records of decoded runs.
-
-    Filling each slot of every record column by column (C-level ``map`` over the slot
-    descriptors, as the frozen dataclass's own ``__init__`` sets them through
-    ``object.__setattr__``) costs about half of calling ``Record(...)`` per record. Records
-    are immutable either way; equal timestamps share one ``datetime``.
-    """
+def _records(name: str, partition: int, slices: list[FrameSlice]) -> list[Record]:
+    """The Records of frames read (built column by column: see ``_build_records``)."""
     out: list[Record] = []
     stamps: dict[int, datetime] = {}
-    for offset, timestamps, keys, headers, values in runs:
-        count = len(values)
-        if isinstance(timestamps, int):
-            when: Iterator[datetime] | list[datetime] = repeat(_datetime(timestamps, stamps))
-        else:
-            when = [_datetime(ts, stamps) for ts in timestamps]
-        key_column = repeat(keys) if keys is None or isinstance(keys, bytes) else keys
-        header_column = iter(dict, None) if headers is None else [_headers(raw) for raw in headers]
-        if not _FAST_RECORDS:  # pragma: no cover - only if Record changes shape
-            out += map(
-                Record,
-                repeat(name, count),
-                repeat(partition, count),
-                range(offset, offset + count),
-                when,
-                values,
-                key_column,
-                header_column,
-            )
-            continue
-        records = list(map(_new_record, repeat(Record, count)))
-        columns = (
-            repeat(name),
-            repeat(partition),
-            range(offset, offset + count),
-            when,
-            values,
-            key_column,
-            header_column,
-        )
-        for setter, column in zip(_SETTERS, columns, strict=True):
-            _drain(map(setter, records, column))
-        out += records
+    for piece in slices:
+        out += _FrameRun(partition, piece, stamps).records(name)
     return out
-
-
-_drain: Callable[[Iterator[None]], None] = deque[None](maxlen=0).extend
 
 
 def _datetime(ts: int, cache: dict[int, datetime]) -> datetime:
