@@ -354,11 +354,23 @@ def test_avro_types_map_to_arrow_types(store: ObjectStore) -> None:
     assert batches[0].row_origins == ("in/events.avro#1", "in/events.avro#2")
 
 
-def test_csv_type_change_within_a_file_asks_for_a_schema(store: ObjectStore) -> None:
+def test_csv_type_change_within_a_streamed_file_asks_for_a_schema(store: ObjectStore) -> None:
     store.put("in/a.csv", b"n\n" + b"1\n" * 20 + b"x\n")
+    streamed = {"max_buffer_bytes": 1, "raw_max_bytes": 0}  # read block_size bytes at a time
 
     with pytest.raises(InvalidInputError, match=r"in/a\.csv:\d+-22: .*FileSource\(schema="):
-        run(FileSource(store, "in/", block_size=16))
+        run(FileSource(store, "in/", block_size=16, **streamed))
+
+
+def test_a_small_buffered_csv_file_is_typed_from_all_its_rows(store: ObjectStore) -> None:
+    # A file in memory and at most 2 x block_size is parsed in one piece: its types come from
+    # every row, so a late non-number makes the column text instead of failing half-way.
+    store.put("in/a.csv", b"n\n" + b"1\n" * 20 + b"x\n")
+
+    batches, _ = run(FileSource(store, "in/", block_size=32))
+
+    assert batches[0].data.schema.field("n").type == pa.string()
+    assert rows_of(batches)[-2:] == [{"n": "1"}, {"n": "x"}]
 
 
 @pytest.mark.parametrize(

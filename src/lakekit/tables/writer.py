@@ -38,6 +38,7 @@ __all__ = ["NULL_PARTITION", "WriteOptions", "conform_batch", "write_data_files"
 
 NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
 _MAX_STAT_CHARS = 64
+_MAX_SAMPLE_ROWS = 8_192
 _MIN_SAMPLE_ROWS = 1_000
 
 
@@ -517,12 +518,15 @@ def _encodings(sample: pa.RecordBatch) -> tuple[list[str], dict[str, str]]:
     event data: smaller files and a faster write than pyarrow's default of dictionary-encoding
     every column (a high-cardinality dictionary is built, then abandoned, for every row group).
     A sample under 1,000 rows says little: strings get a dictionary, other columns do not.
+    Only the first ``_MAX_SAMPLE_ROWS`` rows are looked at: counting the distinct values of a
+    high-cardinality string column costs more than encoding it, and more rows say little more.
     """
     import pyarrow as pa
     import pyarrow.compute as pc
 
     dictionary: list[str] = []
     encodings: dict[str, str] = {}
+    sample = sample.slice(0, _MAX_SAMPLE_ROWS)
     rows = sample.num_rows
     for field, column in zip(sample.schema, sample.columns, strict=True):
         kind = field.type

@@ -84,15 +84,21 @@ _PARSE_BLOCK = _MIB
 """Smallest text parsed per pyarrow block (blocks of one chunk are parsed on parallel threads)."""
 
 
-def _parse_block(size: int) -> int | None:
-    """The pyarrow block size for parsing ``size`` bytes of text: one block per core (each
-    block becomes one batch, and every batch costs the table writer a fixed amount of work),
-    but not under ``_PARSE_BLOCK``; None when the text is too small to be worth splitting."""
+def _parse_block(size: int, limit: int) -> int | None:
+    """The pyarrow block size for parsing ``size`` bytes of text: a number of equal blocks
+    that is a multiple of the cores (so no core idles while another parses a last, lone
+    block), each at most ``limit`` (``FileSource.block_size``) and at least ``_PARSE_BLOCK``;
+    None when the text is too small to be worth splitting. Every block becomes one batch, and
+    every batch costs the table writer a fixed amount of work, so blocks are not made smaller
+    than that."""
     import pyarrow as pa
 
     if size <= 2 * _PARSE_BLOCK:
         return None
-    return max(_PARSE_BLOCK, -(-size // pa.cpu_count()) + 1)
+    cores = max(1, pa.cpu_count())
+    blocks = -(-size // max(limit, 1))
+    blocks = -(-blocks // cores) * cores
+    return max(_PARSE_BLOCK, -(-size // blocks) + 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -414,6 +420,18 @@ class FileSource(Source):
 
     # -- formats -------------------------------------------------------------------------------
 
+    def _chunk_size(self, stream: IO[bytes]) -> int:
+        """Bytes of text handed to pyarrow at once: ``block_size``, except that a file already
+        in memory and at most twice that size goes in one piece (its blocks still parsed in
+        parallel), rather than as a chunk and a small remainder parsed on one core: a 10 MB
+        file took ~40 ms instead of ~70 ms. Larger files go in ``block_size`` chunks, which
+        measured faster for them."""
+        if isinstance(stream, io.BytesIO):
+            size = stream.getbuffer().nbytes - stream.tell()
+            if size <= 2 * self.block_size:
+                return max(size, 1)
+        return self.block_size
+
     def _decode_ndjson(
         self, key: str, stream: IO[bytes], rejects: list[_Reject]
     ) -> Iterator[tuple[pa.Table, list[str]]]:
@@ -436,7 +454,7 @@ class FileSource(Source):
             )
 
         def parse_as(chunk: bytes, explicit: pa.Schema | None) -> pa.Table:
-            block = _parse_block(len(chunk))
+            block = _parse_block(len(chunk), self.block_size)
             if block is not None:  # blocks parsed on several threads ...
                 with contextlib.suppress(pa.ArrowException):  # ... unless their types differ
                     return read(chunk, explicit, block)
@@ -449,7 +467,7 @@ class FileSource(Source):
                     return parse_as(chunk, pa.schema(known + direct))
             return parse_as(chunk, schema)
 
-        for line_of, block in _line_chunks(stream, self.block_size):
+        for line_of, block in _line_chunks(stream, self._chunk_size(stream)):
             chunk = block
             if quarantine:
                 chunk = _drop_lines(key, line_of(), chunk, _utf8_error, rejects)
@@ -533,7 +551,7 @@ class FileSource(Source):
         if self.schema is not None:
             types = {field.name: field.type for field in self.schema}
         first_chunk = True
-        for chunk_line_of, chunk_data in _line_chunks(stream, self.block_size):
+        for chunk_line_of, chunk_data in _line_chunks(stream, self._chunk_size(stream)):
             line_of, chunk = chunk_line_of, chunk_data
             if first_chunk:
                 first_chunk = False
@@ -633,7 +651,7 @@ class FileSource(Source):
         )
         # Blocks are parsed on several threads, but types are inferred from the first block
         # only: when a later block does not fit them, parse the chunk as one block.
-        block = _parse_block(len(chunk))
+        block = _parse_block(len(chunk), self.block_size)
         block_sizes = [block, len(chunk) + 1] if block is not None else []
         for block_size in block_sizes or [len(chunk) + 1]:
             read_options = pc.ReadOptions(
