@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
 from servers.moto import MotoServer, MotoUnavailableError, running_moto
 from servers.postgres import PostgresServer, PostgresUnavailableError, running_postgres
+
+T = TypeVar("T")
 
 
 @pytest.fixture(autouse=True)
@@ -44,13 +48,7 @@ def postgres_server() -> Iterator[PostgresServer]:
     Locally, a machine that cannot start one skips the PostgreSQL tests; on CI (``CI=true``)
     that is a failure, so the PostgreSQL half of the suite can never silently vanish.
     """
-    with contextlib.ExitStack() as stack:
-        try:
-            server = stack.enter_context(running_postgres())
-        except PostgresUnavailableError as exc:
-            if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-                pytest.fail(f"PostgreSQL is required on CI but could not start: {exc}")
-            pytest.skip(f"PostgreSQL unavailable: {exc}")
+    with _server_or_skip("PostgreSQL", running_postgres, PostgresUnavailableError) as server:
         yield server
 
 
@@ -61,11 +59,21 @@ def moto_server() -> Iterator[MotoServer]:
     Locally, a machine that cannot start it skips the AWS tests; on CI (``CI=true``) that is a
     failure, so the AWS half of the suite can never silently vanish.
     """
+    with _server_or_skip("moto", running_moto, MotoUnavailableError) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def _server_or_skip(
+    name: str, start: Callable[[], AbstractContextManager[T]], unavailable: type[Exception]
+) -> Iterator[T]:
+    """Run the server ``start()`` opens; if it raises ``unavailable``, skip the tests that need
+    it, or on CI (``CI=true``) fail them, so half of the suite can never silently vanish."""
     with contextlib.ExitStack() as stack:
         try:
-            server = stack.enter_context(running_moto())
-        except MotoUnavailableError as exc:
+            server = stack.enter_context(start())
+        except unavailable as exc:
             if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-                pytest.fail(f"moto is required on CI but could not start: {exc}")
-            pytest.skip(f"moto unavailable: {exc}")
+                pytest.fail(f"{name} is required on CI but could not start: {exc}")
+            pytest.skip(f"{name} unavailable: {exc}")
         yield server

@@ -4,12 +4,11 @@ mode (``LAKEKIT_TEST_AWS_LIVE=1``, see :mod:`servers.aws` and docs/clouds.md).""
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 
 import pytest
 
-from servers.aws import BUCKET_ENV, LIVE_ENV, REGION_ENV, AwsTarget, empty_prefix, live_mode
+from servers.aws import AwsTarget, live_mode, live_target, moto_target
 
 _SLOW = ("concurrent", "from_processes", "across_processes", "while_overwrites", "never_see")
 """Name parts of the suites' cross-process race tests (several seconds each on moto)."""
@@ -27,20 +26,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def aws_target(request: pytest.FixtureRequest) -> Iterator[AwsTarget]:
     """moto's S3 + Glue on 127.0.0.1 with a fresh bucket, or (``[live]``) a real account."""
     if request.param == "live":
-        bucket = os.environ.get(BUCKET_ENV)
-        region = os.environ.get(REGION_ENV) or os.environ.get("AWS_REGION")
-        if not bucket or not region:
-            pytest.fail(f"{LIVE_ENV}=1 needs {BUCKET_ENV} and {REGION_ENV} (an existing bucket)")
-        target = AwsTarget(bucket=bucket, settings={"region": region}, live=True)
-        yield target
-        empty_prefix(target, f"lakekit-test/{target.run_id}/")
+        with live_target() as target:
+            yield target
         return
-    server = request.getfixturevalue("moto_server")
-    target = AwsTarget(
-        bucket=f"lakekit-{uuid.uuid4().hex[:12]}", settings=server.settings(), live=False
-    )
-    target.client("s3").create_bucket(Bucket=target.bucket)
-    yield target
+    yield moto_target(request.getfixturevalue("moto_server"))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

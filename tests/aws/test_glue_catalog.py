@@ -223,7 +223,13 @@ def test_a_decided_commit_whose_writer_died_is_rolled_forward(
     other.close()
 
 
-def test_an_undecided_commit_whose_writer_died_is_fenced(glue: GlueCatalog, namespace: str) -> None:
+def test_an_undecided_commit_whose_writer_died_is_fenced(
+    aws_target: AwsTarget, warehouse: str, namespace: str
+) -> None:
+    timeout = 3.0  # long enough that S3's 1 s age resolution cannot hide the wait
+    glue = GlueCatalog(
+        "glue://", warehouse=warehouse, commit_timeout=timeout, **aws_target.settings
+    )
     facade = Catalog(glue)
     ident = f"{namespace}.fenced"
     facade.create_table(ident, _schema())
@@ -233,17 +239,18 @@ def test_an_undecided_commit_whose_writer_died_is_fenced(glue: GlueCatalog, name
     facade.put_state(key, "before")
     txn = "cafebabe" * 4
     target = {"table_id": table_id, "database": namespace, "table": "fenced"}
+    intent_written = time.monotonic()  # the wait is counted from here, however slow the server
     glue._acquire_intent(key, txn, target, 2, "never committed")  # then the writer died
     assert facade.get_state(key) == "before"  # undecided: readers see the committed value
 
-    started = time.monotonic()
     entry = facade.put_state(key, "after", expected_version=1)  # waits, then fences
-    assert time.monotonic() - started >= TIMEOUT - 0.5
+    assert time.monotonic() - intent_written >= timeout - 1.0  # S3 clocks tick in seconds
     assert (entry.value, entry.version) == ("after", 2)
     # The fence decided version 2 as an empty commit: the dead writer can no longer win it.
     assert facade.load_table(ident).version == 2
     assert not glue._create_record(table_id, 2, {"txn": txn}, txn)
     facade.delete_state(key)
+    glue.close()
 
 
 def test_foreign_glue_tables_are_listed_but_not_lakekit_tables(

@@ -18,7 +18,15 @@ from typing import Any
 
 import pytest
 
-from servers.aws import BUCKET_ENV, LIVE_ENV, REGION_ENV, AwsTarget, empty_prefix, live_mode
+from servers.aws import (
+    BUCKET_ENV,
+    LIVE_ENV,
+    REGION_ENV,
+    AwsTarget,
+    live_mode,
+    live_target,
+    moto_target,
+)
 
 
 @pytest.fixture(scope="session", params=["moto", "live"])
@@ -30,19 +38,10 @@ def aws_target(request: pytest.FixtureRequest) -> Iterator[AwsTarget]:
                 f"live AWS tests are off: set {LIVE_ENV}=1, {BUCKET_ENV} and {REGION_ENV} "
                 "(see docs/clouds.md) to run them against your own account"
             )
-        bucket = os.environ.get(BUCKET_ENV)
-        region = os.environ.get(REGION_ENV) or os.environ.get("AWS_REGION")
-        if not bucket or not region:
-            pytest.fail(f"{LIVE_ENV}=1 needs {BUCKET_ENV} and {REGION_ENV} (an existing bucket)")
-        target = AwsTarget(bucket=bucket, settings={"region": region}, live=True)
-        yield target
-        empty_prefix(target, f"lakekit-test/{target.run_id}/")
+        with live_target() as target:
+            yield target
         return
-    server = request.getfixturevalue("moto_server")
-    target = AwsTarget(
-        bucket=f"lakekit-{uuid.uuid4().hex[:12]}", settings=server.settings(), live=False
-    )
-    target.client("s3").create_bucket(Bucket=target.bucket)
+    target = moto_target(request.getfixturevalue("moto_server"))
     _moto_api(target, "/moto-api/config", {"lambda": {"use_docker": False}})
     yield target
 

@@ -245,6 +245,18 @@ def _first_occurrences(records: list[Record]) -> dict[bytes | None, list[bytes]]
     return by_key
 
 
+def _split_in_half(aws_target: AwsTarget, adapter: Any, shard: int) -> None:
+    """Split ``shard`` at the middle of the hash key range (resharding, as AWS does it) and
+    wait until the stream is active again."""
+    client = aws_target.client("kinesis")
+    client.split_shard(
+        StreamName=adapter.stream_name,
+        ShardToSplit=f"shardId-{shard:012d}",
+        NewStartingHashKey=str(2**127),
+    )
+    client.get_waiter("stream_exists").wait(StreamName=adapter.stream_name)
+
+
 def test_a_group_reads_a_split_shard_before_its_children(
     make_stream: Any, aws_target: AwsTarget
 ) -> None:
@@ -253,13 +265,7 @@ def test_a_group_reads_a_split_shard_before_its_children(
     keys = [f"k{i}" for i in range(8)]
     stream.publish_many([Message(f"{k}:0".encode(), k.encode()) for k in keys])
     [parent] = stream.partitions()
-    client = aws_target.client("kinesis")
-    client.split_shard(
-        StreamName=adapter.stream_name,
-        ShardToSplit=f"shardId-{parent:012d}",
-        NewStartingHashKey=str(2**127),
-    )
-    client.get_waiter("stream_exists").wait(StreamName=adapter.stream_name)
+    _split_in_half(aws_target, adapter, parent)
     children = [p for p in stream.partitions() if p != parent]
     assert len(children) == 2 and min(children) > parent  # ids are stable, new ones after
     stream.publish_many([Message(f"{k}:1".encode(), k.encode()) for k in keys])
@@ -309,13 +315,7 @@ def test_a_group_starting_at_latest_moves_past_closed_parents(
     stream = Stream(adapter)
     stream.publish_many([Message(b"old", b"k")])
     [parent] = stream.partitions()
-    client = aws_target.client("kinesis")
-    client.split_shard(
-        StreamName=adapter.stream_name,
-        ShardToSplit=f"shardId-{parent:012d}",
-        NewStartingHashKey=str(2**127),
-    )
-    client.get_waiter("stream_exists").wait(StreamName=adapter.stream_name)
+    _split_in_half(aws_target, adapter, parent)
     with stream.consumer("tail", start="latest") as consumer:
         assert consumer.poll(timeout=0.2) == []  # sits past the parent's end
         time.sleep(0.3)  # the next assignment is computed after lease_seconds / 4

@@ -12,8 +12,6 @@ raw object referenced by the committed state.
 
 from __future__ import annotations
 
-import multiprocessing
-import os
 import random
 import signal
 import time
@@ -24,6 +22,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
+import crashing
 import lakekit
 from lakekit.pipelines import RawItem, Source, SourceBatch, SourceState
 
@@ -94,46 +93,15 @@ def _run(url: str) -> Any:
 def _child(url: str, log_path: str) -> None:
     """Run the pipeline, logging ``commit`` as each catalog commit starts (killed by the parent)."""
     lake = lakekit.connect(url, store={"fsync": False})
-    catalog = lake.catalog
-    commit = catalog.commit
     with open(log_path, "a", encoding="utf-8") as log:
-
-        def logged_commit(*args: Any, **kwargs: Any) -> Any:
-            log.write("commit\n")
-            log.flush()
-            return commit(*args, **kwargs)
-
-        catalog.commit = logged_commit  # type: ignore[method-assign]
-        log.write("ready\n")
-        log.flush()
+        crashing.log_commits(lake.catalog, log)
+        crashing.log_line(log, "ready")
         lake.pipeline(PIPELINE).run(
             Pages(), into=TARGET, partition_by=["k"], contract=RejectSevens(), land_raw=True,
             batch_rows=BATCH_ROWS, progress=False,
         )  # fmt: skip
-        log.write("done\n")
-        log.flush()
+        crashing.log_line(log, "done")
     lake.close()
-
-
-def _lines(path: Path) -> list[str]:
-    return path.read_text(encoding="utf-8").split("\n")[:-1] if path.exists() else []
-
-
-def _wait_for(path: Path, count: int, line: str, process: Any, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while _lines(path).count(line) < count:
-        if not process.is_alive():
-            return
-        assert time.monotonic() < deadline, f"child never logged {line!r} x{count}"
-        time.sleep(0.0005)
-
-
-def _context() -> Any:
-    if "forkserver" in multiprocessing.get_all_start_methods():
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(_PRELOAD)
-        return ctx
-    return multiprocessing.get_context("spawn")
 
 
 def _check(url: str, *, final: bool = False) -> tuple[int, bool]:
@@ -171,31 +139,22 @@ def _check(url: str, *, final: bool = False) -> tuple[int, bool]:
 
 def test_killed_pipeline_runs_load_every_row_exactly_once(tmp_path: Path) -> None:
     url = f"local://{tmp_path / 'lake'}"
-    ctx = _context()
+    ctx = crashing.child_context(_PRELOAD)
     rng = random.Random(20261126)
     cursors = []
     kills = between = 0
     began = time.monotonic()
     for iteration in range(ITERATIONS):
         log_path = tmp_path / f"child-{iteration}.log"
-        child = ctx.Process(target=_child, args=(url, str(log_path)))
-        child.start()
-        try:
-            _wait_for(log_path, 1, "ready", child)
+        with crashing.started(ctx.Process(target=_child, args=(url, str(log_path)))) as child:
+            crashing.wait_for_line(log_path, "ready", child)
             if iteration % 2:
                 time.sleep(rng.uniform(0.02, 0.6))
             else:  # just as the n-th catalog commit (quarantine or main) starts
-                _wait_for(log_path, rng.randrange(1, 12), "commit", child)
+                crashing.wait_for_line(log_path, "commit", child, count=rng.randrange(1, 12))
                 time.sleep(rng.uniform(0.0, 0.003))
-            if child.is_alive():
-                assert child.pid is not None
-                os.kill(child.pid, signal.SIGKILL)
-        finally:
-            child.join(30)
-            if child.is_alive():  # pragma: no cover - only if the kill failed
-                child.kill()
-                child.join(5)
-        if "done" in _lines(log_path):
+            crashing.sigkill(child)
+        if "done" in crashing.log_lines(log_path):
             break  # the run completed before the kill: nothing left to interrupt
         assert child.exitcode == -signal.SIGKILL
         kills += 1

@@ -19,8 +19,6 @@ from __future__ import annotations
 import contextlib
 import http.server
 import json
-import multiprocessing
-import os
 import random
 import signal
 import threading
@@ -35,6 +33,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import sqlalchemy as sa
 
+import crashing
 import lakekit
 from lakekit.lake import Lake
 from lakekit.pipelines import Source, SourceState
@@ -116,22 +115,12 @@ def _run(kind: str, spec: dict[str, Any], url: str) -> Any:
 def _child(kind: str, spec: dict[str, Any], url: str, log_path: str) -> None:
     """Run the pipeline, logging ``commit`` as each catalog commit starts (killed by the parent)."""
     lake = _connect(url)
-    catalog = lake.catalog
-    commit = catalog.commit
     with open(log_path, "a", encoding="utf-8") as log:
-
-        def logged_commit(*args: Any, **kwargs: Any) -> Any:
-            log.write("commit\n")
-            log.flush()
-            return commit(*args, **kwargs)
-
-        catalog.commit = logged_commit  # type: ignore[method-assign]
+        crashing.log_commits(lake.catalog, log)
         source = _source(kind, spec, lake)
-        log.write("ready\n")
-        log.flush()
+        crashing.log_line(log, "ready")
         lake.pipeline(PIPELINE).run(source, into=TARGET, batch_rows=BATCH_ROWS, progress=False)
-        log.write("done\n")
-        log.flush()
+        crashing.log_line(log, "done")
     source.close()
     lake.close()
 
@@ -307,27 +296,6 @@ def scenario(request: pytest.FixtureRequest, tmp_path: Path, lake_url: str) -> I
 
 
 # -- the kill loop ---------------------------------------------------------------------------------
-def _lines(path: Path) -> list[str]:
-    return path.read_text(encoding="utf-8").split("\n")[:-1] if path.exists() else []
-
-
-def _wait_for(path: Path, count: int, line: str, process: Any, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while _lines(path).count(line) < count:
-        if not process.is_alive():
-            return
-        assert time.monotonic() < deadline, f"child never logged {line!r} x{count}"
-        time.sleep(0.0005)
-
-
-def _context() -> Any:
-    if "forkserver" in multiprocessing.get_all_start_methods():
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(_PRELOAD)
-        return ctx
-    return multiprocessing.get_context("spawn")
-
-
 def _ids(lake: Lake) -> list[int]:
     values: list[Any] = lake.table(TARGET).to_arrow().column("id").to_pylist()
     return [int(i) for i in values]
@@ -363,7 +331,7 @@ def test_killed_runs_load_every_source_row_exactly_once(
     request: pytest.FixtureRequest, scenario: Scenario, lake_url: str, tmp_path: Path
 ) -> None:
     kind = request.node.callspec.params["scenario"]
-    ctx = _context()
+    ctx = crashing.child_context(_PRELOAD)
     rng = random.Random(f"{kind}-20261126")
     loaded: list[int] = []
     kills = inside = 0
@@ -371,23 +339,15 @@ def test_killed_runs_load_every_source_row_exactly_once(
     for iteration in range(ITERATIONS):
         log_path = tmp_path / f"child-{iteration}.log"
         child = ctx.Process(target=_child, args=(kind, scenario.spec, lake_url, str(log_path)))
-        child.start()
-        try:
-            _wait_for(log_path, 1, "ready", child)
+        with crashing.started(child):
+            crashing.wait_for_line(log_path, "ready", child)
             if iteration % 2:
                 time.sleep(rng.uniform(0.01, 0.15))
             else:  # just as the n-th catalog commit starts
-                _wait_for(log_path, rng.randrange(1, 10), "commit", child)
+                crashing.wait_for_line(log_path, "commit", child, count=rng.randrange(1, 10))
                 time.sleep(rng.uniform(0.0, 0.003))
-            if child.is_alive():
-                assert child.pid is not None
-                os.kill(child.pid, signal.SIGKILL)
-        finally:
-            child.join(30)
-            if child.is_alive():  # pragma: no cover - only if the kill failed
-                child.kill()
-                child.join(5)
-        if "done" in _lines(log_path):
+            crashing.sigkill(child)
+        if "done" in crashing.log_lines(log_path):
             break  # the run completed before the kill: nothing left to interrupt
         assert child.exitcode == -signal.SIGKILL, f"child failed: exit code {child.exitcode}"
         kills += 1

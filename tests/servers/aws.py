@@ -1,6 +1,7 @@
 """Where the AWS tests run: moto in server mode on 127.0.0.1 (default), or a real account.
 
-Used by tests/aws/conftest.py (and reusable by the tests of further AWS adapters).
+Used by tests/aws/conftest.py and tests/aws_compute/conftest.py (their ``aws_target``
+fixtures open :func:`live_target` or :func:`moto_target`).
 
 Live mode runs the very same tests against your own AWS account (see docs/clouds.md, "How to
 run the conformance suite against your own account")::
@@ -15,12 +16,28 @@ Every test works under ``s3://<bucket>/lakekit-test/<run id>/`` and in Glue data
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["BUCKET_ENV", "LIVE_ENV", "REGION_ENV", "AwsTarget", "empty_prefix", "live_mode"]
+import pytest
+
+if TYPE_CHECKING:
+    from servers.moto import MotoServer
+
+__all__ = [
+    "BUCKET_ENV",
+    "LIVE_ENV",
+    "REGION_ENV",
+    "AwsTarget",
+    "empty_prefix",
+    "live_mode",
+    "live_target",
+    "moto_target",
+]
 
 LIVE_ENV = "LAKEKIT_TEST_AWS_LIVE"
 BUCKET_ENV = "LAKEKIT_TEST_AWS_BUCKET"
@@ -79,3 +96,26 @@ def empty_prefix(target: AwsTarget, prefix: str) -> None:
         keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
         if keys:
             s3.delete_objects(Bucket=target.bucket, Delete={"Objects": keys, "Quiet": True})
+
+
+@contextlib.contextmanager
+def live_target() -> Iterator[AwsTarget]:
+    """Your account's bucket (``LAKEKIT_TEST_AWS_BUCKET`` in ``LAKEKIT_TEST_AWS_REGION``);
+    afterwards, what the run wrote under ``lakekit-test/<run id>/`` is deleted. Fails the
+    test run when live mode lacks either variable."""
+    bucket = os.environ.get(BUCKET_ENV)
+    region = os.environ.get(REGION_ENV) or os.environ.get("AWS_REGION")
+    if not bucket or not region:
+        pytest.fail(f"{LIVE_ENV}=1 needs {BUCKET_ENV} and {REGION_ENV} (an existing bucket)")
+    target = AwsTarget(bucket=bucket, settings={"region": region}, live=True)
+    yield target
+    empty_prefix(target, f"lakekit-test/{target.run_id}/")
+
+
+def moto_target(server: MotoServer) -> AwsTarget:
+    """A fresh bucket on the moto server (moto's state is per server: nothing to clean up)."""
+    target = AwsTarget(
+        bucket=f"lakekit-{uuid.uuid4().hex[:12]}", settings=server.settings(), live=False
+    )
+    target.client("s3").create_bucket(Bucket=target.bucket)
+    return target

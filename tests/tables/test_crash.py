@@ -11,8 +11,6 @@ pyarrow.dataset reading the table directory directly (no lakekit) return exactly
 
 from __future__ import annotations
 
-import multiprocessing
-import os
 import random
 import signal
 import time
@@ -25,6 +23,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pytest
 
+import crashing
 import lakekit
 from lakekit.tables import Table
 
@@ -84,47 +83,15 @@ def _writer(url: str, name: str, log_path: str, first_id: int) -> None:
     starts and ``ack <n>`` once append ``n`` has returned (killed by the parent)."""
     lake = lakekit.connect(url)
     table = lake.table(name)
-    catalog = lake.catalog
     with open(log_path, "a", encoding="utf-8") as log:
         current = [0]
-        commit = catalog.commit
-
-        def logged_commit(*args: Any, **kwargs: Any) -> Any:
-            log.write(f"commit {current[0]}\n")
-            log.flush()
-            return commit(*args, **kwargs)
-
-        catalog.commit = logged_commit  # type: ignore[method-assign]
-        log.write("ready\n")
-        log.flush()
+        crashing.log_commits(lake.catalog, log, lambda: f"commit {current[0]}")
+        crashing.log_line(log, "ready")
         while True:
             start = first_id + current[0] * ROWS
             table.append(_batch(range(start, start + ROWS)))
-            log.write(f"ack {current[0]}\n")
-            log.flush()
+            crashing.log_line(log, f"ack {current[0]}")
             current[0] += 1
-
-
-def _log(path: Path) -> list[str]:
-    """Complete lines of the writer's log (a line cut by the kill is ignored)."""
-    text = path.read_text(encoding="utf-8") if path.exists() else ""
-    return text.split("\n")[:-1]
-
-
-def _wait_for(path: Path, line: str, process: Any, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while line not in _log(path):
-        assert process.is_alive(), f"writer exited early with {process.exitcode}"
-        assert time.monotonic() < deadline, f"writer never logged {line!r}"
-        time.sleep(0.001)
-
-
-def _context() -> Any:
-    if "forkserver" in multiprocessing.get_all_start_methods():
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(_PRELOAD)
-        return ctx
-    return multiprocessing.get_context("spawn")
 
 
 def _stored_data_files(lake: lakekit.Lake, table: Table) -> set[str]:
@@ -160,7 +127,7 @@ def test_killed_writers_leave_exactly_the_committed_rows(tmp_path: Path) -> None
     name = "crash.events"
     with lakekit.connect(url) as lake:
         lake.create_table(name, _schema(), partition_by=["k"])
-    ctx = _context()
+    ctx = crashing.child_context(_PRELOAD)
     rng = random.Random(20261126)
     committed: set[int] = set()
     in_flight_landed = 0
@@ -175,27 +142,23 @@ def test_killed_writers_leave_exactly_the_committed_rows(tmp_path: Path) -> None
         log_path = tmp_path / f"writer-{iteration}.log"
         writer = ctx.Process(target=_writer, args=(url, name, str(log_path), first_id))
         t0 = time.monotonic()
-        writer.start()
-        try:
-            _wait_for(log_path, "ready", writer)
+        with crashing.started(writer):
+            crashing.wait_for_line(log_path, "ready", writer, exit_ok=False)
             t1 = time.monotonic()
             if iteration % 2:
                 time.sleep(rng.uniform(0.0, 0.4))  # anywhere: writing files, manifest, commit
             else:
                 # just as the n-th commit starts: data, manifest and metadata are written
-                _wait_for(log_path, f"commit {rng.randrange(0, 4)}", writer)
+                commit = f"commit {rng.randrange(0, 4)}"
+                crashing.wait_for_line(log_path, commit, writer, exit_ok=False)
                 time.sleep(rng.uniform(0.0, 0.003))
-            assert writer.pid is not None
-            os.kill(writer.pid, signal.SIGKILL)
-        finally:
-            writer.join(30)
-            if writer.is_alive():  # pragma: no cover - only if the kill failed
-                writer.kill()
-                writer.join(5)
+            crashing.sigkill(writer)
         assert writer.exitcode == -signal.SIGKILL
         t2 = time.monotonic()
 
-        acked = sorted(int(line.split()[1]) for line in _log(log_path) if line.startswith("ack"))
+        acked = sorted(
+            int(line.split()[1]) for line in crashing.log_lines(log_path) if line.startswith("ack")
+        )
         assert acked == list(range(len(acked))), "appends are acknowledged in order"
         acked_ids = set(range(first_id, first_id + len(acked) * ROWS))
         next_start = first_id + len(acked) * ROWS

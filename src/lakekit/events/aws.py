@@ -180,11 +180,8 @@ def _s3_record(record: Mapping[str, Any], at: Loc) -> list[ObjectEvent]:
     if source is not None and not str(source).endswith("s3"):
         raise at.key("eventSource").error(f"is {source!r}, not an S3 event source ('aws:s3')")
     name = required_str(record, "eventName", at).removeprefix("s3:")
-    if name.startswith("ObjectCreated:"):
-        cls: type[ObjectCreated] | type[ObjectDeleted] = ObjectCreated
-    elif name.startswith("ObjectRemoved:"):
-        cls = ObjectDeleted
-    else:
+    deleted = name.startswith("ObjectRemoved:")
+    if not (deleted or name.startswith("ObjectCreated:")):
         return []
     s3 = required_map(record, "s3", at)
     s3_at = at.key("s3")
@@ -204,19 +201,7 @@ def _s3_record(record: Mapping[str, Any], at: Loc) -> list[ObjectEvent]:
         event_time,
     )
     key = unquote_plus(raw_key)
-    if cls is ObjectDeleted:
-        return [ObjectDeleted(id=event_id, time=when, bucket=bucket, key=key, source=S3_SOURCE)]
-    return [
-        ObjectCreated(
-            id=event_id,
-            time=when,
-            bucket=bucket,
-            key=key,
-            source=S3_SOURCE,
-            size=_optional_size(obj.get("size"), obj_at.key("size")),
-            etag=_unquote_etag(optional_str(obj, "eTag", obj_at)),
-        )
-    ]
+    return [_s3_object_event(deleted, event_id, when, bucket, key, obj=obj, obj_at=obj_at)]
 
 
 def _is_eventbridge(doc: Mapping[str, Any]) -> bool:
@@ -239,19 +224,36 @@ def _s3_from_eventbridge(doc: Mapping[str, Any], at: Loc) -> list[ObjectEvent]:
     key = required_str(obj, "key", obj_at)
     event_id = required_str(doc, "id", at)
     when = iso_time(required(doc, "time", at), at.key("time"))
-    if kind == "Object Deleted":
-        return [ObjectDeleted(id=event_id, time=when, bucket=bucket, key=key, source=S3_SOURCE)]
+    deleted = kind == "Object Deleted"
     return [
-        ObjectCreated(
-            id=event_id,
-            time=when,
-            bucket=bucket,
-            key=key,
-            source=S3_SOURCE,
-            size=_optional_size(obj.get("size"), obj_at.key("size")),
-            etag=_unquote_etag(optional_str(obj, "etag", obj_at)),
-        )
+        _s3_object_event(deleted, event_id, when, bucket, key, obj=obj, obj_at=obj_at, etag="etag")
     ]
+
+
+def _s3_object_event(
+    deleted: bool,
+    event_id: str,
+    when: datetime,
+    bucket: str,
+    key: str,
+    *,
+    obj: Mapping[str, Any],
+    obj_at: Loc,
+    etag: str = "eTag",
+) -> ObjectEvent:
+    """The portable event of one S3 object notification; ``obj`` is its ``object`` field
+    (``size`` and the ``etag`` field, read only for a created object)."""
+    if deleted:
+        return ObjectDeleted(id=event_id, time=when, bucket=bucket, key=key, source=S3_SOURCE)
+    return ObjectCreated(
+        id=event_id,
+        time=when,
+        bucket=bucket,
+        key=key,
+        source=S3_SOURCE,
+        size=_optional_size(obj.get("size"), obj_at.key("size")),
+        etag=_unquote_etag(optional_str(obj, etag, obj_at)),
+    )
 
 
 def _is_sns_envelope(doc: Mapping[str, Any]) -> bool:

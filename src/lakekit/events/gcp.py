@@ -126,18 +126,9 @@ def _gcs_cloudevent(doc: Mapping[str, Any], at: Loc) -> list[ObjectEvent]:
         when = iso_time(doc["time"], at.key("time"))
     else:
         when = iso_time(required(data, "updated", data_at), data_at.key("updated"))
-    if kind in _CE_DELETED:
-        return [ObjectDeleted(id=event_id, time=when, bucket=bucket, key=name, source=GCS_SOURCE)]
+    deleted = kind in _CE_DELETED
     return [
-        ObjectCreated(
-            id=event_id,
-            time=when,
-            bucket=bucket,
-            key=name,
-            source=GCS_SOURCE,
-            size=_gcs_size(data.get("size"), data_at.key("size")),
-            etag=optional_str(data, "etag", data_at),
-        )
+        _gcs_object_event(deleted, event_id, when, bucket, name, resource=data, resource_at=data_at)
     ]
 
 
@@ -154,23 +145,40 @@ def _gcs_notification(message: Mapping[str, Any], at: Loc) -> list[ObjectEvent]:
     name = required_str(attributes, "objectId", attrs_at)
     when = iso_time(required(attributes, "eventTime", attrs_at), attrs_at.key("eventTime"))
     event_id = _message_id(message, at)
-    if deleted:
-        return [ObjectDeleted(id=event_id, time=when, bucket=bucket, key=name, source=GCS_SOURCE)]
+    data_at = at.key("data")
     resource: Mapping[str, Any] = {}
-    if attributes.get("payloadFormat") == "JSON_API_V1" and message.get("data"):
-        data_at = at.key("data")
+    if not deleted and attributes.get("payloadFormat") == "JSON_API_V1" and message.get("data"):
         resource = as_map(load_json(decode_base64(message["data"], data_at), data_at), data_at)
     return [
-        ObjectCreated(
-            id=event_id,
-            time=when,
-            bucket=bucket,
-            key=name,
-            source=GCS_SOURCE,
-            size=_gcs_size(resource.get("size"), at.key("data").key("size")),
-            etag=optional_str(resource, "etag", at.key("data")),
+        _gcs_object_event(
+            deleted, event_id, when, bucket, name, resource=resource, resource_at=data_at
         )
     ]
+
+
+def _gcs_object_event(
+    deleted: bool,
+    event_id: str,
+    when: datetime,
+    bucket: str,
+    name: str,
+    *,
+    resource: Mapping[str, Any],
+    resource_at: Loc,
+) -> ObjectEvent:
+    """The portable event of one Cloud Storage object change; ``resource`` is the object's
+    JSON resource (``size`` and ``etag``, read only for a created object)."""
+    if deleted:
+        return ObjectDeleted(id=event_id, time=when, bucket=bucket, key=name, source=GCS_SOURCE)
+    return ObjectCreated(
+        id=event_id,
+        time=when,
+        bucket=bucket,
+        key=name,
+        source=GCS_SOURCE,
+        size=_gcs_size(resource.get("size"), resource_at.key("size")),
+        etag=optional_str(resource, "etag", resource_at),
+    )
 
 
 def _gcs_size(value: object, at: Loc) -> int | None:

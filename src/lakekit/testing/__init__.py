@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from lakekit._lazy import load_lazy
+
 if TYPE_CHECKING:
     from lakekit.testing.catalog_suite import CatalogSuite
     from lakekit.testing.function_runtime_suite import FunctionRuntimeSuite
@@ -47,8 +49,4 @@ _MODULES = {
 
 def __getattr__(name: str) -> Any:
     # Lazy, so that importing one suite does not require pytest plugins of the others.
-    import importlib
-
-    if name not in _MODULES:
-        raise AttributeError(f"module 'lakekit.testing' has no attribute {name!r}")
-    return getattr(importlib.import_module(_MODULES[name]), name)
+    return load_lazy(__name__, _MODULES, globals(), name)

@@ -11,8 +11,9 @@ Names load lazily: importing this package costs nothing until one is used.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
+
+from lakekit._lazy import load_lazy
 
 if TYPE_CHECKING:
     from lakekit.triggers.idempotency import idempotent, once, purge_markers
@@ -61,12 +62,7 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'lakekit.triggers' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+    return load_lazy(__name__, _LAZY, globals(), name)
 
 
 def __dir__() -> list[str]:

@@ -288,14 +288,8 @@ class ObjectEventSource:
         if self._thread is not None:
             self._thread.join()
             self._thread = None
-        deadline = None if timeout is None else time.monotonic() + timeout
         with self._inflight_cond:
-            while self._inflight:
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    return False
-                self._inflight_cond.wait(remaining)
-        return True
+            return self._inflight_cond.wait_for(lambda: not self._inflight, timeout)
 
     def scan_now(self) -> ScanStats:
         """Run one scan on the calling thread (the background thread also scans)."""

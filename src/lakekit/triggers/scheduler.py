@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
@@ -128,14 +127,8 @@ class Scheduler:
         if self._thread is not None:
             self._thread.join()
             self._thread = None
-        deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
-            while self._inflight:
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    return False
-                self._cond.wait(remaining)
-        return True
+            return self._cond.wait_for(lambda: not self._inflight, timeout)
 
     def _run(self) -> None:
         while not self._stop.is_set():

@@ -19,12 +19,13 @@ R2, Ceph, moto) or a VPC endpoint. Unset, boto3 also honours ``AWS_ENDPOINT_URL_
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self, TypeVar, cast
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from lakekit.config import AdapterSettings
+from lakekit.config import AdapterSettings, ComponentConfig, LakeConfig
 from lakekit.errors import MissingDependencyError
 
 if TYPE_CHECKING:
@@ -32,7 +33,9 @@ if TYPE_CHECKING:
     from botocore.client import BaseClient
     from botocore.config import Config
 
-__all__ = ["AwsClients", "AwsSettings", "import_boto3"]
+    from lakekit.registry import Component
+
+__all__ = ["AwsClients", "AwsSettings", "import_boto3", "settings_from_arguments"]
 
 USER_AGENT = "lakekit"
 
@@ -182,6 +185,25 @@ class AwsSettings(AdapterSettings):
             user_agent_extra=USER_AGENT,
             **extra,
         )
+
+
+S = TypeVar("S", bound=AwsSettings)
+
+
+def settings_from_arguments(model: type[S], arguments: Mapping[str, Any]) -> S:
+    """An adapter's settings from its constructor's keyword ``arguments`` (``url`` included),
+    validated exactly as ``lakekit.connect`` validates them, so a bad one raises the same error
+    naming the setting, its origin ("argument") and its environment variable.
+
+    Raises:
+        ConfigurationError: an unknown or malformed setting.
+    """
+    comp = ComponentConfig()
+    for key, value in arguments.items():
+        comp.set(key, value, "argument")
+    component = cast("Component", model.component)
+    config = LakeConfig(url=comp.url or "", components={component: comp})
+    return config.settings(component, model)
 
 
 def import_boto3(what: str) -> Any:

@@ -28,7 +28,6 @@ Expiry compares the writers' clocks: keep machines' clocks in sync (NTP), as for
 from __future__ import annotations
 
 import contextlib
-import re
 import threading
 import time
 import weakref
@@ -36,29 +35,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from lakekit.adapters._stream_rules import fair_share
 from lakekit.adapters.aws._client import AwsClients
 from lakekit.adapters.aws._errors import aws_errors, error_code, is_client_error
-from lakekit.errors import InvalidInputError, LakekitError
+from lakekit.errors import LakekitError
 
-__all__ = ["GroupSnapshot", "GroupStore", "validate_member"]
+__all__ = ["GroupSnapshot", "GroupStore"]
 
-_MEMBER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 _OFFSET_DIGITS = 72
 _CONDITION_FAILED = "ConditionalCheckFailedException"
-
-
-def validate_member(member: str) -> str:
-    """Member ids: letters, digits, ``_.-``, at most 128 characters.
-
-    Raises:
-        InvalidInputError: naming the rule.
-    """
-    if not isinstance(member, str) or not _MEMBER.fullmatch(member):
-        raise InvalidInputError(
-            f"invalid consumer member id {member!r}: use letters, digits, '_', '.' or '-', "
-            "starting with a letter or digit, at most 128 characters"
-        )
-    return member
 
 
 def _encode_offset(offset: int) -> str:
@@ -225,9 +210,7 @@ class GroupStore:
         self._renew_member(group, member, now)
         live = {m for m, expires in snap.members.items() if expires > now}
         live.add(member)
-        ordered = sorted(live)
-        count, members = len(wanted), len(ordered)
-        share = count // members + (1 if ordered.index(member) < count % members else 0)
+        share, _ = fair_share(len(wanted), live, member)
         mine = [
             p
             for p in wanted

@@ -41,7 +41,7 @@ from urllib.parse import parse_qsl, urlsplit
 from pydantic import Field, field_validator, model_validator
 
 from lakekit.adapters.aws import _athena_results, _athena_sql
-from lakekit.adapters.aws._client import AwsClients, AwsSettings
+from lakekit.adapters.aws._client import AwsClients, AwsSettings, settings_from_arguments
 from lakekit.adapters.aws._errors import aws_errors, scrub
 from lakekit.capabilities import Capability
 from lakekit.config import AdapterSettings
@@ -297,14 +297,7 @@ class AthenaEngine(QueryEngineAdapter):
     settings_model: ClassVar[type[AdapterSettings]] = AthenaEngineSettings
 
     def __init__(self, **settings: Any) -> None:
-        from lakekit.config import ComponentConfig, LakeConfig
-
-        comp = ComponentConfig()
-        comp.set("url", settings.pop("url", "athena://"), "argument")
-        for key, value in settings.items():
-            comp.set(key, value, "argument")
-        config = LakeConfig(url="athena://", components={"engine": comp})
-        self._init(config.settings("engine", AthenaEngineSettings))
+        self._init(settings_from_arguments(AthenaEngineSettings, {"url": "athena://", **settings}))
 
     def _init(self, settings: AthenaEngineSettings) -> None:
         self.settings = settings

@@ -42,7 +42,7 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
@@ -50,7 +50,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 
-from lakekit.adapters.aws._client import AwsClients, AwsSettings
+from lakekit.adapters.aws._client import AwsClients, AwsSettings, settings_from_arguments
 from lakekit.adapters.aws._errors import aws_errors
 from lakekit.adapters.aws._glue_log import GlueLog, StateObject
 from lakekit.adapters.aws._glue_tables import (
@@ -231,16 +231,10 @@ class GlueCatalog(CatalogAdapter):
         store: S3ObjectStore | None = None,
         **settings: Any,
     ) -> None:
-        from lakekit.config import ComponentConfig, LakeConfig
-
-        comp = ComponentConfig()
-        comp.set("url", url, "argument")
         if warehouse is not None:
-            comp.set("warehouse", warehouse, "argument")
-        for name, value in settings.items():
-            comp.set(name, value, "argument")
-        config = LakeConfig(url=url, components={"catalog": comp})
-        self._init(config.settings("catalog", GlueCatalogSettings), store)
+            settings["warehouse"] = warehouse
+        arguments = {"url": url, **settings}
+        self._init(settings_from_arguments(GlueCatalogSettings, arguments), store)
 
     def _init(self, settings: GlueCatalogSettings, store: S3ObjectStore | None) -> None:
         from lakekit.adapters.aws.object_store import (
@@ -601,29 +595,28 @@ class GlueCatalog(CatalogAdapter):
                 for directory in remove
                 if (found := _values_of_directory(spec, directory)) is not None
             ]
-            for start in range(0, len(values), _DELETE_BATCH):
-                with aws_errors(f"partitions of {ident}", overrides=_missing(f"table {ident}")):
-                    self.glue.batch_delete_partition(
-                        DatabaseName=ident.namespace,
-                        TableName=ident.name,
-                        PartitionsToDelete=values[start : start + _DELETE_BATCH],
-                        **self._ids(),
-                    )
+            self._in_batches(
+                ident,
+                self.glue.batch_delete_partition,
+                "PartitionsToDelete",
+                values,
+                batch=_DELETE_BATCH,
+                ignore=None,
+            )
         if add:
             inputs = [
                 partition_input(new_input, found, f"{self.root_uri}/{location}/{directory}/")
                 for directory, values in sorted(add.items())
                 if (found := partition_values(spec, values)) is not None
             ]
-            for start in range(0, len(inputs), _CREATE_BATCH):
-                with aws_errors(f"partitions of {ident}", overrides=_missing(f"table {ident}")):
-                    response = self.glue.batch_create_partition(
-                        DatabaseName=ident.namespace,
-                        TableName=ident.name,
-                        PartitionInputList=inputs[start : start + _CREATE_BATCH],
-                        **self._ids(),
-                    )
-                _check_batch(ident, response, ignore="AlreadyExistsException")
+            self._in_batches(
+                ident,
+                self.glue.batch_create_partition,
+                "PartitionInputList",
+                inputs,
+                batch=_CREATE_BATCH,
+                ignore="AlreadyExistsException",
+            )
 
     def _update_partition_columns(self, ident: TableIdent, new_input: dict[str, Any]) -> None:
         """Give every existing partition the table's new columns (Athena compares them)."""
@@ -645,15 +638,43 @@ class GlueCatalog(CatalogAdapter):
                             },
                         }
                     )
-        for start in range(0, len(entries), _CREATE_BATCH):
+        self._in_batches(
+            ident,
+            self.glue.batch_update_partition,
+            "Entries",
+            entries,
+            batch=_CREATE_BATCH,
+            ignore="EntityNotFoundException",
+        )
+
+    def _in_batches(
+        self,
+        ident: TableIdent,
+        call: Callable[..., Any],
+        argument: str,
+        items: list[Any],
+        *,
+        batch: int,
+        ignore: str | None,
+    ) -> None:
+        """Send ``items`` to a Glue ``BatchXxxPartition`` ``call`` of the table, ``batch`` at a
+        time (Glue's limit per request), in order; not atomic across batches. With ``ignore``,
+        per-partition errors other than that code raise LakekitError (``None``: not checked).
+
+        Raises:
+            NotFoundError: the table does not exist.
+            LakekitError: Glue refused some partitions (see ``ignore``).
+        """
+        for start in range(0, len(items), batch):
             with aws_errors(f"partitions of {ident}", overrides=_missing(f"table {ident}")):
-                response = self.glue.batch_update_partition(
+                response = call(
                     DatabaseName=ident.namespace,
                     TableName=ident.name,
-                    Entries=entries[start : start + _CREATE_BATCH],
+                    **{argument: items[start : start + batch]},
                     **self._ids(),
                 )
-            _check_batch(ident, response, ignore="EntityNotFoundException")
+            if ignore is not None:
+                _check_batch(ident, response, ignore=ignore)
 
     def _maybe_prune(self, table_id: str, version: int) -> None:
         """Every few commits, delete commit records far behind the current version."""

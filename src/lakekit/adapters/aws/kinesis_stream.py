@@ -62,10 +62,11 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 
 from pydantic import Field, field_validator
 
+from lakekit.adapters._stream_rules import message_bytes, validate_member
 from lakekit.adapters.aws import _kinesis_format as fmt
-from lakekit.adapters.aws._client import AwsClients, AwsSettings
+from lakekit.adapters.aws._client import AwsClients, AwsSettings, settings_from_arguments
 from lakekit.adapters.aws._errors import aws_errors, error_code, is_client_error
-from lakekit.adapters.aws._kinesis_groups import GroupStore, validate_member
+from lakekit.adapters.aws._kinesis_groups import GroupStore
 from lakekit.capabilities import Capability
 from lakekit.config import AdapterSettings
 from lakekit.errors import (
@@ -301,14 +302,8 @@ class KinesisStream(StreamAdapter):
     settings_model: ClassVar[type[AdapterSettings]] = KinesisStreamSettings
 
     def __init__(self, name: str, **settings: Any) -> None:
-        from lakekit.config import ComponentConfig, LakeConfig
-
-        comp = ComponentConfig()
-        comp.set("url", settings.pop("url", "kinesis://"), "argument")
-        for key, value in settings.items():
-            comp.set(key, value, "argument")
-        config = LakeConfig(url="kinesis://", components={"stream": comp})
-        self._init(name, config.settings("stream", KinesisStreamSettings))
+        arguments = {"url": "kinesis://", **settings}
+        self._init(name, settings_from_arguments(KinesisStreamSettings, arguments))
 
     def _init(self, name: str, settings: KinesisStreamSettings) -> None:
         validate_name(name, what="stream name")
@@ -414,16 +409,9 @@ class KinesisStream(StreamAdapter):
         open_chunks: dict[str, tuple[_Chunk, list[bytes], int]] = {}
         chunks: list[_Chunk] = []
         for index, message in enumerate(messages):
-            if not isinstance(message, Message):
-                raise InvalidInputError(f"expected Message, got {type(message).__name__}")
-            value, key = message.value, message.key
-            if not isinstance(value, bytes | bytearray | memoryview):
-                raise InvalidInputError(f"record value must be bytes, got {type(value).__name__}")
-            if key is not None and not isinstance(key, bytes | bytearray | memoryview):
-                raise InvalidInputError(f"record key must be bytes, got {type(key).__name__}")
-            key = None if key is None else bytes(key)
+            value, key = message_bytes(message)
             entry = fmt.encode_entry(
-                bytes(value), key, message.headers, _timestamp_ms(message.timestamp, now_ms)
+                value, key, message.headers, _timestamp_ms(message.timestamp, now_ms)
             )
             pk = fmt.partition_key(key, unkeyed)
             room = fmt.MAX_BLOB - len(pk.encode("utf-8")) - fmt.FRAME_OVERHEAD

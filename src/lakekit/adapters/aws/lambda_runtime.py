@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from pydantic import Field, field_validator
 
-from lakekit.adapters.aws._client import AwsClients, AwsSettings
+from lakekit.adapters.aws._client import AwsClients, AwsSettings, settings_from_arguments
 from lakekit.adapters.aws._errors import aws_errors, error_code, is_client_error, scrub
 from lakekit.adapters.aws._lambda_events import encode_event
 from lakekit.adapters.aws._lambda_triggers import TriggerWiring, wire_triggers
@@ -207,14 +207,8 @@ class LambdaFunctionRuntime(FunctionRuntimeAdapter):
     settings_model: ClassVar[type[AdapterSettings]] = LambdaFunctionRuntimeSettings
 
     def __init__(self, **settings: Any) -> None:
-        from lakekit.config import ComponentConfig, LakeConfig
-
-        comp = ComponentConfig()
-        comp.set("url", settings.pop("url", "lambda://"), "argument")
-        for key, value in settings.items():
-            comp.set(key, value, "argument")
-        config = LakeConfig(url="lambda://", components={"functions": comp})
-        self._init(config.settings("functions", LambdaFunctionRuntimeSettings), None)
+        arguments = {"url": "lambda://", **settings}
+        self._init(settings_from_arguments(LambdaFunctionRuntimeSettings, arguments), None)
 
     def _init(self, settings: LambdaFunctionRuntimeSettings, lake: Lake | None) -> None:
         self.settings = settings

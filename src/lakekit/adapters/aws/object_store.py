@@ -43,7 +43,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator
 
 from lakekit._keys import RESERVED_PREFIX, validate_key, validate_prefix
-from lakekit.adapters.aws._client import AwsClients, AwsSettings
+from lakekit.adapters._range_reader import RangeReader
+from lakekit.adapters.aws._client import AwsClients, AwsSettings, settings_from_arguments
 from lakekit.adapters.aws._errors import aws_errors, error_code, http_status
 from lakekit.capabilities import Capability
 from lakekit.config import AdapterSettings
@@ -203,14 +204,7 @@ class S3ObjectStore(ObjectStoreAdapter):
     """Keys per DeleteObjects request (S3's maximum)."""
 
     def __init__(self, url: str, **settings: Any) -> None:
-        from lakekit.config import ComponentConfig, LakeConfig
-
-        comp = ComponentConfig()
-        comp.set("url", url, "argument")
-        for name, value in settings.items():
-            comp.set(name, value, "argument")
-        config = LakeConfig(url=url, components={"store": comp})
-        self._init(config.settings("store", S3ObjectStoreSettings))
+        self._init(settings_from_arguments(S3ObjectStoreSettings, {"url": url, **settings}))
 
     def _init(self, settings: S3ObjectStoreSettings) -> None:
         self.settings = settings
@@ -306,12 +300,32 @@ class S3ObjectStore(ObjectStoreAdapter):
             raise AlreadyExistsError(f"object {key!r} already exists")  # early, cheap refusal
         if mode.is_update:
             self._check_etag(key, full, mode.etag)
-        with aws_errors(f"starting the upload of {key!r}"):
+        return self._multipart(
+            key,
+            full,
+            mode,
+            f"starting the upload of {key!r}",
+            lambda upload_id: self._upload_parts(full, upload_id, head, chunks),
+        )
+
+    def _multipart(
+        self,
+        key: str,
+        full: str,
+        mode: PutMode,
+        starting: str,
+        upload: Callable[[str], tuple[list[dict[str, Any]], int]],
+    ) -> ObjectMeta:
+        """One multipart upload to ``full``: ``upload(upload_id)`` sends the parts and returns
+        them with the object's size; the completion carries ``mode``'s precondition, so S3
+        decides create-if-absent / if-match atomically. Any failure aborts the upload, leaving
+        nothing behind."""
+        with aws_errors(starting):
             upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=full)[
                 "UploadId"
             ]
         try:
-            parts, size = self._upload_parts(full, upload_id, head, chunks)
+            parts, size = upload(upload_id)
             kwargs: dict[str, Any] = {
                 "Bucket": self.bucket,
                 "Key": full,
@@ -502,52 +516,46 @@ class S3ObjectStore(ObjectStoreAdapter):
     ) -> ObjectMeta:
         if mode.is_create and self._exists(dst_full):
             raise AlreadyExistsError(f"object {dst!r} already exists")
+        return self._multipart(
+            dst,
+            dst_full,
+            mode,
+            f"starting the copy to {dst!r}",
+            lambda upload_id: (
+                self._copy_parts(src_full, dst, dst_full, source, upload_id),
+                source.size,
+            ),
+        )
+
+    def _copy_parts(
+        self, src_full: str, dst: str, dst_full: str, source: ObjectMeta, upload_id: str
+    ) -> list[dict[str, Any]]:
+        """Copy ``source`` (pinned to its etag) into the upload's parts, in order.
+
+        Raises:
+            _SourceChangedError: the source was replaced mid-copy.
+        """
         whole = source.size <= MAX_COPY_PART
         part = source.size if whole else max(512 * _MIB, math.ceil(source.size / MAX_PARTS))
-        with aws_errors(f"starting the copy to {dst!r}"):
-            upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=dst_full)[
-                "UploadId"
-            ]
-        try:
-            parts = []
-            for number, start in enumerate(range(0, source.size, part), start=1):
-                kwargs: dict[str, Any] = {
-                    "Bucket": self.bucket,
-                    "Key": dst_full,
-                    "UploadId": upload_id,
-                    "PartNumber": number,
-                    "CopySource": {"Bucket": self.bucket, "Key": src_full},
-                    "CopySourceIfMatch": _quote(source.etag),
-                }
-                if not whole:
-                    kwargs["CopySourceRange"] = (
-                        f"bytes={start}-{min(start + part, source.size) - 1}"
-                    )
-                try:
-                    with aws_errors(f"copying part {number} to {dst!r}"):
-                        response = self.client.upload_part_copy(**kwargs)
-                except PreconditionFailedError as exc:
-                    raise _SourceChangedError from exc
-                parts.append({"PartNumber": number, "ETag": response["CopyPartResult"]["ETag"]})
-            complete: dict[str, Any] = {
+        parts = []
+        for number, start in enumerate(range(0, source.size, part), start=1):
+            kwargs: dict[str, Any] = {
                 "Bucket": self.bucket,
                 "Key": dst_full,
                 "UploadId": upload_id,
-                "MultipartUpload": {"Parts": parts},
+                "PartNumber": number,
+                "CopySource": {"Bucket": self.bucket, "Key": src_full},
+                "CopySourceIfMatch": _quote(source.etag),
             }
-            complete.update(_conditions(mode))
-            response = self._conditional(
-                dst, mode, lambda: self.client.complete_multipart_upload(**complete), retry=False
-            )
-        except BaseException:
-            self._abort(upload_id, dst_full)
-            raise
-        return ObjectMeta(
-            key=dst,
-            size=source.size,
-            etag=_unquote(response["ETag"]),
-            last_modified=_response_time(response),
-        )
+            if not whole:
+                kwargs["CopySourceRange"] = f"bytes={start}-{min(start + part, source.size) - 1}"
+            try:
+                with aws_errors(f"copying part {number} to {dst!r}"):
+                    response = self.client.upload_part_copy(**kwargs)
+            except PreconditionFailedError as exc:
+                raise _SourceChangedError from exc
+            parts.append({"PartNumber": number, "ETag": response["CopyPartResult"]["ETag"]})
+        return parts
 
     # -- reads ----------------------------------------------------------------------------------
     def open(self, key: str, start: int = 0, end: int | None = None) -> IO[bytes]:
@@ -812,7 +820,7 @@ class _SourceChangedError(Exception):
     """The source of a multipart copy was replaced mid-copy (restart it)."""
 
 
-class _S3Reader(io.RawIOBase):
+class _S3Reader(RangeReader):
     """A seekable stream over bytes ``[start, end)`` of one version of an S3 object.
 
     Reads continue the open GET; a seek elsewhere re-opens it with a ranged GET pinned to the
@@ -828,39 +836,26 @@ class _S3Reader(io.RawIOBase):
         end: int | None,
         response: dict[str, Any],
     ) -> None:
-        super().__init__()
+        total = _total_size(response, start)
+        first = min(start, total)
+        super().__init__(first, total if end is None else min(end, total))
         self._store = store
         self._key = key
         self._full = full
         self._etag = str(response["ETag"])
-        total = _total_size(response, start)
-        self._start = min(start, total)
-        self._end = total if end is None else min(end, total)
-        self._pos = self._start
         self._body: Any = response["Body"]
-        self._body_pos = self._start
+        self._body_pos = first
 
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        wanted = min(len(view), self._end - self._pos)
-        if wanted <= 0:
-            return 0
-        if self._body is None or self._body_pos != self._pos:
-            self._reopen()
+    def _read_at(self, view: memoryview, position: int) -> int:
+        if self._body is None or self._body_pos != position:
+            self._reopen(position)
         with aws_errors(f"reading object {self._key!r}"):
-            data = self._body.read(wanted)
+            data = self._body.read(len(view))
         view[: len(data)] = data
-        self._pos += len(data)
-        self._body_pos = self._pos
+        self._body_pos = position + len(data)
         return len(data)
 
-    def _reopen(self) -> None:
+    def _reopen(self, position: int) -> None:
         self._close_body()
         store = self._store
         with aws_errors(f"reading object {self._key!r}", overrides=_NOT_FOUND_404):
@@ -868,7 +863,7 @@ class _S3Reader(io.RawIOBase):
                 response = store.client.get_object(
                     Bucket=store.bucket,
                     Key=self._full,
-                    Range=f"bytes={self._pos}-{self._end - 1}",
+                    Range=f"bytes={position}-{self._end - 1}",
                     IfMatch=self._etag,
                 )
             except Exception as exc:
@@ -878,20 +873,7 @@ class _S3Reader(io.RawIOBase):
                     ) from exc
                 raise
         self._body = response["Body"]
-        self._body_pos = self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: self._start, io.SEEK_CUR: self._pos, io.SEEK_END: self._end}
-        if whence not in base:
-            raise ValueError(f"invalid whence {whence}")
-        position = base[whence] + offset
-        if position < self._start:
-            raise ValueError("cannot seek before the start of the range")
-        self._pos = position
-        return position - self._start
-
-    def tell(self) -> int:
-        return self._pos - self._start
+        self._body_pos = position
 
     def _close_body(self) -> None:
         if self._body is not None:

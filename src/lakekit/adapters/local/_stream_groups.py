@@ -42,7 +42,6 @@ import contextlib
 import fcntl
 import json
 import os
-import re
 import struct
 import threading
 import time
@@ -52,13 +51,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from lakekit.adapters._stream_rules import fair_share
 from lakekit.adapters.local._log_format import crc32c
 from lakekit.adapters.local._segment_log import fsync_dir
-from lakekit.errors import ConflictError, InvalidInputError, LakekitError
+from lakekit.errors import ConflictError, LakekitError
 
-__all__ = ["SWEEP_INTERVAL_S", "GroupStore", "validate_member"]
+__all__ = ["SWEEP_INTERVAL_S", "GroupStore"]
 
-_MEMBER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _fdatasync = getattr(os, "fdatasync", os.fsync)
 _ENTRY_HEAD = struct.Struct(">IHH")
@@ -69,20 +68,6 @@ SWEEP_INTERVAL_S = 0.5
 a dead member, which cannot announce its death), and at once after any join or leave."""
 _NEVER = -1
 SyncMode = Literal["always", "batch", "never"]
-
-
-def validate_member(member: str) -> str:
-    """Member ids become file names: letters, digits, ``_.-``, at most 128 characters.
-
-    Raises:
-        InvalidInputError: naming the rule.
-    """
-    if not isinstance(member, str) or not _MEMBER.fullmatch(member):
-        raise InvalidInputError(
-            f"invalid consumer member id {member!r}: use letters, digits, '_', '.' or '-', "
-            "starting with a letter or digit, at most 128 characters"
-        )
-    return member
 
 
 @dataclass(eq=False)
@@ -194,7 +179,7 @@ class GroupStore:
                 state.swept_at = time.monotonic()
             finally:
                 fcntl.flock(lock_fd, fcntl.LOCK_UN)
-            share, start = _fair_share(self.partitions, live, member)
+            share, start = fair_share(self.partitions, live, member)
             state.share = share
             surplus = len(state.partitions) - share
             for partition in sorted(state.partitions, reverse=True)[: max(0, surplus)]:
@@ -489,16 +474,6 @@ def _pwrite_all(fd: int, data: bytes, position: int) -> None:
     done = 0
     while done < len(data):
         done += os.pwrite(fd, view[done:], position + done)
-
-
-def _fair_share(partitions: int, live: list[str], member: str) -> tuple[int, int]:
-    """(how many partitions ``member`` should own, the partition to start looking from)."""
-    if member not in live:  # pragma: no cover - a registered member is always live
-        live = sorted([*live, member])
-    count = len(live)
-    index = live.index(member)
-    share = partitions // count + (1 if index < partitions % count else 0)
-    return share, index * partitions // count
 
 
 def _try_lock(path: Path) -> int | None:

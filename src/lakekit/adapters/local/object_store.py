@@ -59,6 +59,7 @@ from typing import IO, TYPE_CHECKING, ClassVar, NamedTuple, Self
 from pydantic import Field
 
 from lakekit._keys import MAX_KEY_BYTES, RESERVED_PREFIX, validate_key, validate_prefix
+from lakekit.adapters._range_reader import RangeReader
 from lakekit.capabilities import Capability
 from lakekit.config import AdapterSettings, local_path
 from lakekit.errors import (
@@ -84,7 +85,6 @@ from lakekit.interfaces.object_store import (
 if TYPE_CHECKING:
     import fsspec
     import pyarrow.fs
-    from _typeshed import WriteableBuffer
 
     from lakekit.lake import Lake
 
@@ -769,31 +769,16 @@ class LocalObjectStore(ObjectStoreAdapter):
                     yield meta
 
 
-class _RangeFile(io.RawIOBase):
+class _RangeFile(RangeReader):
     """A read-only, seekable view of bytes ``[start, end)`` of an open file (positional reads,
     so the underlying offset is never shared)."""
 
     def __init__(self, fd: int, start: int, end: int) -> None:
-        super().__init__()
+        super().__init__(start, max(start, end))
         self._fd = fd
-        self._start = start
-        self._end = max(start, end)
-        self._pos = start
 
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: WriteableBuffer) -> int:
-        view = memoryview(buffer).cast("B")
-        n = min(len(view), self._end - self._pos)
-        if n <= 0:
-            return 0
-        got = os.preadv(self._fd, [view[:n]], self._pos)
-        self._pos += got
-        return got
+    def _read_at(self, view: memoryview, position: int) -> int:
+        return os.preadv(self._fd, [view], position)
 
     def readall(self) -> bytes:
         parts: builtins.list[bytes] = []
@@ -804,19 +789,6 @@ class _RangeFile(io.RawIOBase):
             parts.append(chunk)
             self._pos += len(chunk)
         return b"".join(parts)
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: self._start, io.SEEK_CUR: self._pos, io.SEEK_END: self._end}
-        if whence not in base:
-            raise ValueError(f"invalid whence {whence}")
-        position = base[whence] + offset
-        if position < self._start:
-            raise ValueError("cannot seek before the start of the range")
-        self._pos = position
-        return position - self._start
-
-    def tell(self) -> int:
-        return self._pos - self._start
 
     def close(self) -> None:
         if not self.closed:

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, Self
 from pydantic import Field
 
 from lakekit._redact import redact_url
+from lakekit.adapters._stream_rules import message_bytes, validate_member
 from lakekit.adapters.local._log_format import (
     MAX_RECORD_BYTES,
     FrameSlice,
@@ -46,7 +47,7 @@ from lakekit.adapters.local._log_format import (
     encode_headers,
 )
 from lakekit.adapters.local._segment_log import Batch, PartitionLog, fsync_dir
-from lakekit.adapters.local._stream_groups import GroupStore, validate_member
+from lakekit.adapters.local._stream_groups import GroupStore
 from lakekit.capabilities import Capability
 from lakekit.config import AdapterSettings, local_path
 from lakekit.errors import (
@@ -697,11 +698,7 @@ def _open_metadata(path: Path, partitions: int, *, durable: bool) -> int:
         created = datetime.now(UTC).isoformat()
         body = {"format": _FORMAT, "partitions": partitions, "created": created}
         try:
-            with tmp.open("wb") as fh:
-                fh.write(json.dumps(body, indent=2).encode("utf-8"))
-                fh.flush()
-                if durable:
-                    os.fsync(fh.fileno())
+            _write_json(tmp, body, durable=durable)
             # Atomic create-if-absent: racing creators agree on whichever file got linked.
             with contextlib.suppress(FileExistsError):
                 os.link(tmp, meta)
@@ -740,11 +737,7 @@ def _write_json_atomically(
     """Replace ``target`` by a complete new file (temporary file, fsync, rename)."""
     tmp = directory / f".stream.{uuid.uuid4().hex}.tmp"
     try:
-        with tmp.open("wb") as fh:
-            fh.write(json.dumps(body, indent=2).encode("utf-8"))
-            fh.flush()
-            if durable:
-                os.fsync(fh.fileno())
+        _write_json(tmp, body, durable=durable)
         os.replace(tmp, target)
         if durable:
             fsync_dir(directory)
@@ -752,17 +745,19 @@ def _write_json_atomically(
         tmp.unlink(missing_ok=True)
 
 
+def _write_json(tmp: Path, body: dict[str, Any], *, durable: bool) -> None:
+    """Write ``body`` as indented JSON to the fresh file ``tmp`` (fsynced when ``durable``),
+    complete before the caller links or renames it into place."""
+    with tmp.open("wb") as fh:
+        fh.write(json.dumps(body, indent=2).encode("utf-8"))
+        fh.flush()
+        if durable:
+            os.fsync(fh.fileno())
+
+
 def _encode_message(message: Message, now_ms: int) -> tuple[int, bytes | None, bytes, bytes]:
     """(timestamp_ms, key, encoded headers, value) of a message, checked."""
-    if not isinstance(message, Message):
-        raise InvalidInputError(f"publish takes Message objects, got {type(message).__name__}")
-    value, key = message.value, message.key
-    if not isinstance(value, bytes | bytearray | memoryview):
-        raise InvalidInputError(f"record value must be bytes, got {type(value).__name__}")
-    if key is not None and not isinstance(key, bytes | bytearray | memoryview):
-        raise InvalidInputError(f"record key must be bytes or None, got {type(key).__name__}")
-    value = bytes(value)
-    key = None if key is None else bytes(key)
+    value, key = message_bytes(message)
     headers = encode_headers(message.headers)
     size = len(value) + len(headers) + (len(key) if key is not None else 0)
     if size > MAX_RECORD_BYTES:
