@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 
 from conftest import Spread
-from lakekit.errors import ConfigurationError
+from lakekit.errors import ConfigurationError, InvalidInputError
 from lakekit.streaming import Aggregation, ApproxDistinct, Count, Max, Mean, Min, Sum
 from lakekit.streaming.aggregations import result_type
 
@@ -131,3 +131,83 @@ def test_result_types_of_the_builtins() -> None:
     assert result_type(Mean("t")) == pa.float64()
     assert result_type(Sum("t")) == pa.float64()
     assert result_type(Max("t")) is None  # numbers, text or booleans: inferred
+
+
+def _group_partials(aggregation: Aggregation, groups: list[list[Any]]) -> list[Any]:
+    """Per partial, every group's value, as the job hands them to ``fold_groups``."""
+    table = pa.table(
+        {
+            "g": [g for g, values in enumerate(groups) for _ in values],
+            "f": pa.array([v for values in groups for v in values]),
+        }
+    )
+    specs = [([], fn) if col is None else ("f", fn) for col, fn in aggregation.partials()]
+    grouped = table.group_by("g").aggregate(specs).sort_by("g")
+    columns = []
+    for col, fn in aggregation.partials():
+        column = grouped.column(fn if col is None else f"f_{fn}").combine_chunks()
+        if fn == "list":
+            columns.append([column[i].values for i in range(len(groups))])
+        else:
+            columns.append(column.to_pylist())
+    return columns
+
+
+@pytest.mark.parametrize(
+    ("aggregation", "groups"),
+    [
+        (Count(), [[1.0], [None, 2.0], [3.0, 3.0, None]]),
+        (Count("f"), [[1.0], [None, 2.0], [None]]),
+        (Sum("f"), [[1.5], [None, 2.0], [None], [-4.0, 4.0]]),
+        (Min("f"), [[1.5], [None, -2.0], [None], [7.0, 7.0]]),
+        (Max("f"), [[1.5], [None, -2.0], [None], [7.0, 9.0]]),
+        (Min("f"), [["b"], ["a", None], [None]]),
+        (Max("f"), [["b"], ["a", "c"], [None]]),
+        (Mean("f"), [[1.5], [None, 2.0], [None], [3.0, 5.0]]),
+        (ApproxDistinct("f"), [[1, 2, 2], [3, None], [None]]),
+        (ApproxDistinct("f"), [[True, False], [True]]),
+        (ApproxDistinct("f"), [["x", "y"], ["x"]]),
+        (Spread("f"), [[1.0, 5.0], [None, 2.0], [None]]),
+    ],
+)
+def test_folding_a_batchs_groups_at_once_equals_folding_each(
+    aggregation: Aggregation, groups: list[list[Any]]
+) -> None:
+    """``fold_groups`` (one call per batch, what the job uses) gives the states ``fold`` gives
+    group by group, for new windows (None) and windows that already hold a state."""
+    parts = _group_partials(aggregation, groups)
+
+    def one_by_one(states: list[Any]) -> list[Any]:
+        return [
+            aggregation.fold(state, [part[i] for part in parts]) for i, state in enumerate(states)
+        ]
+
+    def encoded(states: list[Any]) -> list[Any]:
+        return [aggregation.encode(state) for state in states]
+
+    fresh = [None] * len(groups)
+    first = aggregation.fold_groups(fresh, parts)
+    assert encoded(first) == encoded(one_by_one(fresh))
+    held = one_by_one(fresh)  # each window already holds the same values once
+    again = aggregation.fold_groups(held, parts)
+    assert encoded(again) == encoded(one_by_one(one_by_one(fresh)))
+    assert [aggregation.result(s) for s in again] == [
+        aggregation.result(s) for s in one_by_one(one_by_one(fresh))
+    ]
+
+
+def test_approx_distinct_hashes_booleans_as_numbers_on_every_path() -> None:
+    aggregation = ApproxDistinct("f")
+    mixed = aggregation.fold(None, [[True, 1, None, 0]])  # bool and None: value by value
+    plain = aggregation.fold(None, [[1, 0]])  # ints only: handed to the sketch in one go
+    assert aggregation.encode(mixed) == aggregation.encode(plain)
+    assert aggregation.result(plain) == 2
+
+
+def test_a_mean_state_is_sum_and_count_in_the_checkpoint() -> None:
+    mean = Mean("f")
+    state = _fold_batches(mean, [[1.0, 2.0], [None, 6.0]])
+    assert mean.encode(state) == [9.0, 3]
+    assert mean.result(mean.decode(json.loads(json.dumps(mean.encode(state))))) == 3.0
+    with pytest.raises(InvalidInputError, match=r"\[sum, count\]"):
+        mean.decode({"sum": 1})

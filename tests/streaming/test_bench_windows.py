@@ -35,6 +35,9 @@ def test_quick_windows_benchmark_reports_both_workloads_and_the_stream_floor(
     for label in ("records/s count_mean_max", "records/s with_distinct", "windows emitted"):
         assert label in report["extra"]
     assert "records/s consume only (poll + commit)" in report["extra"]
+    assert "records/s consume only (poll_batch + commit)" in report["extra"]
+    for workload in ("count_mean_max", "with_distinct"):
+        assert report["extra"][f"CPU s per run {workload}"].startswith("lakekit ")
     assert report["extra"]["windows emitted"] == "count_mean_max 3,000, with_distinct 3,000"
 
 
@@ -64,3 +67,4 @@ def test_both_sides_compute_the_same_windows(bench: ModuleType, tmp_path: Path) 
             window = (row["device"], int(row["window_start"].timestamp()))
             assert row["users"] == exact[window]  # a few values per window: the sketch is exact
         assert bench.consume_only(lake, "floor") == 32_000
+        assert bench.consume_only(lake, "floor_blocks", batch=True) == 32_000

@@ -417,6 +417,39 @@ def test_a_restarted_view_is_rebuilt_from_the_checkpoint(lake: Lake) -> None:
     assert again.snapshot() == view.snapshot()
 
 
+def test_records_a_rebalance_delivers_again_are_counted_once(open_lake: OpenLake) -> None:
+    lake = open_lake(2)
+    stream = lake.stream("readings")
+    first, second = _keys_in_distinct_partitions(lake)  # partitions 0 and 1
+    publish(
+        stream,
+        [{"device": k, "ts": T0 + i, "temp": 1.0} for k in (first, second) for i in range(10)],
+    )
+    job = _job(lake, batch_size=15, poll_timeout=0.05, checkpoint_every="1h")
+    other = stream.consumer("stats", member="other")
+    polls: list[int] = []
+
+    def script() -> bool:
+        """Called before each poll. The first reads partition 0 and half of partition 1; then
+        another member joins (the job hands it partition 1), reads from it and leaves, so the
+        job takes partition 1 back at the group's committed offset (0: nothing is committed
+        before the run ends) and is delivered again the five records it already counted."""
+        polls.append(job.stats.records)
+        if len(polls) == 2:
+            assert other.poll(1) == []  # joins; partition 1 is still the job's
+        elif len(polls) == 3:
+            assert [r.partition for r in other.poll(1)] == [1]
+            other.close()
+        return len(polls) == 4
+
+    stats = job.run(until=script)
+    assert polls == [0, 15, 15, 20]
+    assert stats.records == stats.counted == 20
+    publish(stream, [{"device": k, "ts": T0 + 3600, "temp": 0.0} for k in (first, second)])
+    job.run_once()  # closes the first window of both keys
+    assert table_windows(lake, "iot.stats") == {(first, T0): (10, 10.0), (second, T0): (10, 10.0)}
+
+
 def test_a_failure_mid_run_loses_and_duplicates_nothing(lake: Lake) -> None:
     stream = lake.stream("readings")
     rows = _readings(T0, 900, step=2)

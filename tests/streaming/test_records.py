@@ -1,5 +1,6 @@
 """Decoding a poll batch: one pyarrow.json call on the fast path, one record at a time on the
-slow path, and every record that cannot be counted named with its reason."""
+slow path, every record that cannot be counted named with its reason, and Records built only
+for the rows that need them."""
 
 from __future__ import annotations
 
@@ -9,8 +10,18 @@ from typing import Any
 
 import pytest
 
-from lakekit.interfaces.stream import Record
-from lakekit.streaming._records import KEY, ROW, TIME, RecordLayout, decode_batch, parse_time
+from lakekit.interfaces.stream import Record, RecordBlock, RecordRun
+from lakekit.streaming._records import (
+    KEY,
+    PARTITION,
+    ROW,
+    TIME,
+    RecordLayout,
+    decode_batch,
+    parse_time,
+    records_at,
+    unseen,
+)
 
 LAYOUT = RecordLayout("device", "ts", "s", {"temp": "number", "status": "scalar", "user": "raw"})
 STAMP = datetime(2024, 1, 1, tzinfo=UTC)
@@ -181,3 +192,79 @@ def test_timestamp_looking_text_keeps_its_original_spelling() -> None:
     assert invalid == {}
     assert rows[0][KEY] == "2024-01-01 00:00:00"
     assert rows[0]["status"] == "2024-01-02T00:00:00"
+
+
+def test_values_that_only_parse_when_joined_are_each_invalid_not_merged() -> None:
+    # neither value is a JSON object on its own, but joined by a newline they read as two
+    records = _records(
+        b'{"device": "a", "ts":',
+        b'1}{"device": "b", "ts": 2}',
+        {"device": "c", "ts": 3},
+    )
+    rows, invalid = _rows(records)
+    assert [(r[ROW], r[KEY]) for r in rows] == [(2, "c")]
+    assert invalid[0].startswith("value is not UTF-8 JSON")
+    assert invalid[1].startswith("value is not UTF-8 JSON")
+
+
+def test_a_value_holding_two_objects_beside_a_blank_value_does_not_shift_rows() -> None:
+    # two rows from one value and none from the blank one would keep pyarrow's row count
+    records = _records(
+        b'{"device": "a", "ts": 1} {"device": "b", "ts": 2}',
+        b"",
+        {"device": "c", "ts": 3},
+    )
+    rows, invalid = _rows(records)
+    assert [(r[ROW], r[KEY]) for r in rows] == [(2, "c")]
+    assert set(invalid) == {0, 1}
+
+
+def test_values_with_surrounding_whitespace_are_still_decoded() -> None:
+    rows, invalid = _rows(_records(b' {"device": "a", "ts": 1}', b'{"device": "b", "ts": 2}\t'))
+    assert invalid == {}
+    assert [(r[ROW], r[KEY]) for r in rows] == [(0, "a"), (1, "b")]
+
+
+def _block() -> RecordBlock:
+    """Two runs of partition 1 and one of partition 0, as ``poll_batch`` returns them."""
+
+    def run(partition: int, offsets: range) -> RecordRun:
+        values = [json.dumps({"device": f"p{partition}", "ts": o}).encode() for o in offsets]
+        return RecordRun(
+            partition,
+            offsets,
+            values,
+            [STAMP + timedelta(seconds=o) for o in offsets],
+            [f"k{o}".encode() for o in offsets],
+        )
+
+    return RecordBlock("s", [run(1, range(5, 8)), run(1, range(8, 10)), run(0, range(0, 2))])
+
+
+def test_a_record_block_decodes_by_column_with_each_rows_partition() -> None:
+    block = _block()
+    decoded = decode_batch(block, LAYOUT)
+    assert decoded.invalid == {}
+    assert decoded.table.column(PARTITION).to_pylist() == [1] * 5 + [0] * 2
+    assert decoded.table.column(TIME).to_pylist() == [o * S for o in [5, 6, 7, 8, 9, 0, 1]]
+    assert decode_batch(list(block), LAYOUT).table.equals(decoded.table)
+
+
+def test_records_are_built_only_for_the_rows_asked_for() -> None:
+    block = _block()
+    found = records_at(block, [6, 3, 3])
+    assert sorted(found) == [3, 6]
+    assert found[3] == block.records()[3]
+    assert (found[3].partition, found[3].offset, found[3].key) == (1, 8, b"k8")
+    assert (found[6].partition, found[6].offset) == (0, 1)
+    assert records_at(block, []) == {}
+
+
+def test_unseen_keeps_only_records_at_or_after_each_partitions_position() -> None:
+    block = _block()
+    kept = unseen(block, {1: 7, 0: 0})
+    assert [(r.partition, r.offset) for r in kept] == [(1, 7), (1, 8), (1, 9), (0, 0), (0, 1)]
+    assert kept.records()[0] == block.records()[2]
+    assert kept.next_offsets == {1: 10, 0: 2}
+    assert not unseen(block, {1: 10, 0: 5})
+    assert unseen(block, {}).runs == block.runs  # nothing seen yet: the same runs

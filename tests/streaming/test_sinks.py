@@ -27,7 +27,7 @@ from lakekit.streaming import (
     WindowResult,
     windowed,
 )
-from lakekit.streaming.results import ResultLayout
+from lakekit.streaming.results import ResultColumns, ResultLayout, columns_table, results_table
 
 
 def _run(lake: Lake, rows: list[dict[str, Any]], **options: Any) -> None:
@@ -184,3 +184,37 @@ def test_serving_on_a_taken_or_bad_port_is_a_configuration_error() -> None:
             second.serve(port=70_000)
     finally:
         first.close()
+
+
+def test_results_by_column_make_the_table_results_by_object_make() -> None:
+    """The job hands the table sink its results by column; they must give the rows (types,
+    nulls for non-finite numbers, inferred columns) the same results one by one give."""
+    layout = ResultLayout(
+        "device", ("n", "avg", "peak", "label"), (pa.int64(), pa.float64(), None, None)
+    )
+    minute = 60_000_000
+    batches = [
+        ResultColumns(
+            ["a", "b"],
+            [0, 0],
+            [minute, minute],
+            [[2, 1], [1.5, float("nan")], [None, None], ["x", None]],
+            True,
+        ),
+        ResultColumns(["a"], [minute], [2 * minute], [[3], [float("inf")], [4.0], ["y"]], False),
+    ]
+    objects = [r for b in batches for r in b.results(layout.aggregates, "device")]
+    assert [(r.key, r.start, r.end, r.final) for r in objects] == [
+        ("a", at(0), at(60), True), ("b", at(0), at(60), True), ("a", at(60), at(120), False),
+    ]  # fmt: skip
+    assert objects[0].values == {"n": 2, "avg": 1.5, "peak": None, "label": "x"}
+    by_column = columns_table(batches, layout, None)
+    assert by_column.equals(results_table(objects, layout, None))
+    assert by_column.column("avg").to_pylist() == [1.5, None, None]  # NaN and inf: null
+    assert by_column.schema.field("peak").type == pa.float64()
+    assert by_column.column("label").type == pa.string()
+    known = pa.schema([("peak", pa.float32())])  # an existing table's type wins
+    assert columns_table(batches[:1], layout, known).schema.field("peak").type == pa.float32()
+    assert results_table(objects[:2], layout, known).equals(
+        columns_table(batches[:1], layout, known)
+    )

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from lakekit.errors import InvalidInputError
 from lakekit.streaming._records import KEY, ROW, TIME
-from lakekit.streaming.results import from_us, to_iso
+from lakekit.streaming.results import ResultColumns, from_us, to_iso
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -23,21 +23,10 @@ if TYPE_CHECKING:
     from lakekit.streaming.aggregations import Aggregation
     from lakekit.streaming.windows import Session, _FixedWindows
 
-__all__ = ["Closed", "FixedWindowOperator", "LateRow", "Operator", "SessionOperator"]
+__all__ = ["FixedWindowOperator", "LateRow", "Operator", "SessionOperator"]
 
 _WINDOW = "__window"
 _MINI = "__mini"
-
-
-@dataclass(frozen=True, slots=True)
-class Closed:
-    """A window's result as the operator emits it (times in µs)."""
-
-    key: str | None
-    start: int
-    end: int
-    values: list[Any]
-    final: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,14 +89,36 @@ class Operator(ABC):
                 columns.append(values.to_pylist())
         return grouped, columns
 
-    def _fold(self, states: list[Any], columns: list[Any], index: int) -> None:
+    def _fold(self, targets: Sequence[list[Any]], columns: list[Any]) -> None:
+        """Fold group ``i``'s partials (``columns[j][i]``) into ``targets[i]`` (its window's
+        states, one per aggregation), one :meth:`Aggregation.fold_groups` call per aggregation."""
         for position, (aggregation, indexes) in enumerate(self._plan):
-            states[position] = aggregation.fold(
-                states[position], [columns[j][index] for j in indexes]
+            folded = aggregation.fold_groups(
+                [states[position] for states in targets], [columns[j] for j in indexes]
             )
+            if len(folded) != len(targets):
+                raise InvalidInputError(
+                    f"{aggregation!r}.fold_groups returned {len(folded)} states for "
+                    f"{len(targets)} groups"
+                )
+            for states, state in zip(targets, folded, strict=True):
+                states[position] = state
 
-    def _results(self, states: list[Any]) -> list[Any]:
-        return [a.result(s) for a, s in zip(self.aggregations, states, strict=True)]
+    def _columns(
+        self,
+        keys: list[str | None],
+        starts: list[int],
+        ends: list[int],
+        windows: Sequence[list[Any]],
+        *,
+        final: bool,
+    ) -> ResultColumns:
+        """The results of ``windows`` (their states), computed aggregation by aggregation."""
+        values = [
+            list(map(aggregation.result, [states[position] for states in windows]))
+            for position, aggregation in enumerate(self.aggregations)
+        ]
+        return ResultColumns(keys, starts, ends, values, final)
 
     def _encode(self, states: list[Any]) -> list[JSONValue]:
         return [a.encode(s) for a, s in zip(self.aggregations, states, strict=True)]
@@ -124,11 +135,12 @@ class Operator(ABC):
         windows had closed at ``watermark``, the watermark before this batch)."""
 
     @abstractmethod
-    def close(self, watermark: int) -> list[Closed]:
-        """Remove and return (final) every window whose end is at or before ``watermark``."""
+    def close(self, watermark: int) -> ResultColumns:
+        """Remove and return (final) every window whose end is at or before ``watermark``, in
+        a deterministic order (fixed windows by start, then key; sessions by key, then start)."""
 
     @abstractmethod
-    def updates(self) -> list[Closed]:
+    def updates(self) -> ResultColumns:
         """Non-final results of the open windows changed since the last call."""
 
     @property
@@ -188,16 +200,19 @@ class FixedWindowOperator(Operator):
             _pylist(grouped.column(KEY)) if self.keyed else [None] * len(window_starts)
         )
         windows = self._windows
-        for index, (start, key) in enumerate(zip(window_starts, keys, strict=True)):
+        width = len(self.aggregations)
+        targets: list[list[Any]] = []
+        for start, key in zip(window_starts, keys, strict=True):
             bucket = windows.get(start)
             if bucket is None:
                 bucket = windows[start] = {}
             states = bucket.get(key)
             if states is None:
-                states = bucket[key] = [None] * len(self.aggregations)
-            self._fold(states, columns, index)
-            if self.track_updates:
-                self._dirty.add((start, key))
+                states = bucket[key] = [None] * width
+            targets.append(states)
+        self._fold(targets, columns)
+        if self.track_updates:
+            self._dirty.update(zip(window_starts, keys, strict=True))
         return late
 
     def _late_rows(self, rows: pa.Table, watermark: int | None) -> list[LateRow]:
@@ -213,27 +228,36 @@ class FixedWindowOperator(Operator):
             late.append(LateRow(row, t, reason))
         return late
 
-    def close(self, watermark: int) -> list[Closed]:
-        closed: list[Closed] = []
+    def close(self, watermark: int) -> ResultColumns:
         size = self.spec.size_us
+        keys: list[str | None] = []
+        starts: list[int] = []
+        windows: list[list[Any]] = []
         for start in sorted(self._windows):
             if start + size > watermark:
                 break
             bucket = self._windows.pop(start)
-            for key in sorted(bucket, key=_sort_key):
-                closed.append(Closed(key, start, start + size, self._results(bucket[key]), True))
-                self._dirty.discard((start, key))
-        return closed
+            closing = sorted(bucket, key=_sort_key)
+            keys += closing
+            starts += [start] * len(closing)
+            windows += [bucket[key] for key in closing]
+            if self._dirty:
+                self._dirty.difference_update((start, key) for key in closing)
+        return self._columns(keys, starts, [s + size for s in starts], windows, final=True)
 
-    def updates(self) -> list[Closed]:
+    def updates(self) -> ResultColumns:
         size = self.spec.size_us
-        found = []
+        keys: list[str | None] = []
+        starts: list[int] = []
+        windows: list[list[Any]] = []
         for start, key in sorted(self._dirty, key=lambda item: (item[0], _sort_key(item[1]))):
             states = self._windows.get(start, {}).get(key)
             if states is not None:
-                found.append(Closed(key, start, start + size, self._results(states), False))
+                keys.append(key)
+                starts.append(start)
+                windows.append(states)
         self._dirty.clear()
-        return found
+        return self._columns(keys, starts, [s + size for s in starts], windows, final=False)
 
     def encode(self) -> JSONValue:
         return [
@@ -302,6 +326,8 @@ class SessionOperator(Operator):
             _pylist(grouped.column(KEY)) if self.keyed else [None] * len(grouped_order)
         )
         firsts, lasts = columns[-2], columns[-1]
+        folded: list[list[Any]] = [[None] * len(self.aggregations) for _ in grouped_order]
+        self._fold(folded, columns)
         late_minis: dict[int, int] = {}
         for index in sorted(range(len(grouped_order)), key=lambda i: grouped_order[i]):
             key = keys_list[index]
@@ -315,8 +341,7 @@ class SessionOperator(Operator):
                 if not sessions:
                     del self._sessions[key]
                 continue
-            states = [None] * len(self.aggregations)
-            self._fold(states, columns, index)
+            states = folded[index]
             for session in overlapping:
                 states = [
                     a.merge(old, new)
@@ -349,10 +374,13 @@ class SessionOperator(Operator):
             )
         ]
 
-    def close(self, watermark: int) -> list[Closed]:
+    def close(self, watermark: int) -> ResultColumns:
+        keys: list[str | None] = []
+        starts: list[int] = []
+        ends: list[int] = []
+        windows: list[list[Any]] = []
         if self._min_end is not None and watermark < self._min_end:
-            return []
-        closed: list[Closed] = []
+            return self._columns(keys, starts, ends, windows, final=True)
         min_end: int | None = None
         for key in sorted(self._sessions, key=_sort_key):
             sessions = self._sessions[key]
@@ -360,7 +388,10 @@ class SessionOperator(Operator):
             for first, last, states in sessions:
                 end = last + self.gap
                 if end <= watermark:
-                    closed.append(Closed(key, first, end, self._results(states), True))
+                    keys.append(key)
+                    starts.append(first)
+                    ends.append(end)
+                    windows.append(states)
                 else:
                     kept.append([first, last, states])
                     min_end = end if min_end is None else min(min_end, end)
@@ -369,15 +400,21 @@ class SessionOperator(Operator):
             else:
                 del self._sessions[key]
         self._min_end = min_end
-        return closed
+        return self._columns(keys, starts, ends, windows, final=True)
 
-    def updates(self) -> list[Closed]:
-        found = []
+    def updates(self) -> ResultColumns:
+        keys: list[str | None] = []
+        starts: list[int] = []
+        ends: list[int] = []
+        windows: list[list[Any]] = []
         for key in sorted(self._dirty, key=_sort_key):
             for first, last, states in self._sessions.get(key, []):
-                found.append(Closed(key, first, last + self.gap, self._results(states), False))
+                keys.append(key)
+                starts.append(first)
+                ends.append(last + self.gap)
+                windows.append(states)
         self._dirty.clear()
-        return found
+        return self._columns(keys, starts, ends, windows, final=False)
 
     def encode(self) -> JSONValue:
         return [

@@ -1,12 +1,19 @@
 """Turning one poll batch of JSON records into an Arrow table, vectorised, and finding the
 records that cannot be counted.
 
+A batch is a :class:`~lakekit.interfaces.stream.RecordBlock` (what ``Consumer.poll_batch``
+returns): its columns are used as they are (``values``, each run's partition and offsets, the
+timestamps only when they are the event time), and a :class:`Record` object is built only for
+a row that needs one (:func:`records_at`: a rejected record, the slow path).
+
 Fast path: the batch's values are joined into NDJSON and parsed by **one**
 ``pyarrow.json.read_json`` call; the key, event time and value columns are then checked and
-converted with Arrow kernels. A batch that pyarrow cannot parse as one table (a value that is
-not a JSON object, a field whose JSON type changes between records, a value holding a raw
-newline) takes the slow path: each record is decoded with :func:`json.loads` and checked on
-its own, so one bad record never hides the others.
+converted with Arrow kernels. The fast path is taken only when the joined text proves that row
+``i`` of pyarrow's table is value ``i`` (:func:`_aligned`). A batch that pyarrow cannot parse
+as one table (a value that is not exactly one JSON object, a field whose JSON type changes
+between records, a value holding a raw newline or surrounding whitespace) takes the slow path:
+each record is decoded with :func:`json.loads` and checked on its own, so one bad record never
+hides the others.
 """
 
 from __future__ import annotations
@@ -14,7 +21,8 @@ from __future__ import annotations
 import io
 import json
 import math
-from collections.abc import Mapping, Sequence
+from bisect import bisect_left
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
@@ -22,9 +30,18 @@ from typing import TYPE_CHECKING, Any, Literal
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from lakekit.interfaces.stream import Record
+    from lakekit.interfaces.stream import Record, RecordBlock
 
-__all__ = ["Decoded", "FieldMode", "RecordLayout", "decode_batch", "parse_time"]
+__all__ = [
+    "Decoded",
+    "FieldMode",
+    "RecordLayout",
+    "as_block",
+    "decode_batch",
+    "parse_time",
+    "records_at",
+    "unseen",
+]
 
 FieldMode = Literal["number", "scalar", "raw"]
 """How a value field is read: ``number`` (must be a JSON number: float64), ``scalar`` (numbers
@@ -65,17 +82,19 @@ class Decoded:
     """Row index -> reason, for records that are not in ``table``."""
 
 
-def decode_batch(
-    records: Sequence[Record], layout: RecordLayout, partitions: Sequence[int] | None = None
-) -> Decoded:
-    """Decode ``records`` (see the module docstring); ``partitions``: each record's partition,
-    when the caller has them already. Never raises for bad record content."""
+def decode_batch(batch: RecordBlock | Sequence[Record], layout: RecordLayout) -> Decoded:
+    """Decode a batch (see the module docstring): a :class:`RecordBlock`, or a list of
+    records (made into one). Row ``i`` of the result is the batch's ``i``-th record. Never
+    raises for bad record content."""
     import pyarrow as pa
     import pyarrow.json as pj
 
-    data = b"\n".join([r.value for r in records])
+    block = as_block(batch)
+    values = block.values
+    count = len(values)
+    data = b"\n".join(values)
     parsed: pa.Table | None = None
-    if data.count(b"\n") == len(records) - 1:  # no value holds a raw newline
+    if count and _aligned(data, count):
         try:
             parsed = pj.read_json(
                 io.BytesIO(data),
@@ -83,13 +102,130 @@ def decode_batch(
             )
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             parsed = None
-        if parsed is not None and parsed.num_rows != len(records):  # blank values are skipped
+        if parsed is not None and parsed.num_rows != count:  # two objects in one value
             parsed = None
     if parsed is not None:
-        decoded = _fast(records, parsed, layout, partitions)
+        decoded = _fast(block, parsed, layout)
         if decoded is not None:
             return decoded
-    return _slow(records, layout)
+    return _slow(block.records(), layout)
+
+
+def _aligned(data: bytes, count: int) -> bool:
+    """Whether NDJSON ``data`` (``count`` values joined by newlines) can only parse to one row
+    per value, in order, when pyarrow parses it to ``count`` rows.
+
+    True when every value starts with ``{``, ends with ``}`` and holds no raw newline: every
+    newline of ``data`` is a separator, between ``}`` and ``{``. Then no value is blank (which
+    pyarrow would skip), and no parsed object can span two values: raw newlines are invalid
+    inside JSON strings, and after a ``}`` that closes a nested object JSON allows only ``,``,
+    ``}`` or ``]``, never the ``{`` that follows each separator, so such text fails to parse.
+    A value holding two objects yields one row too many, which the caller's row count
+    catches. (Values that are valid JSON but do not pass, such as ones with surrounding
+    whitespace, are decoded by the slow path.)
+    """
+    separators = count - 1
+    return (
+        data[:1] == b"{"
+        and data[-1:] == b"}"
+        and data.count(b"\n") == separators
+        and data.count(b"}\n{") == separators
+    )
+
+
+def as_block(batch: RecordBlock | Sequence[Record]) -> RecordBlock:
+    """``batch`` as a :class:`RecordBlock` (a list of records becomes one, run by partition)."""
+    from lakekit.interfaces.stream import RecordBlock
+
+    if isinstance(batch, RecordBlock):
+        return batch
+    records = list(batch)
+    return RecordBlock.from_records(records[0].stream if records else "", records)
+
+
+def unseen(block: RecordBlock, positions: Mapping[int, int]) -> RecordBlock:
+    """The records of ``block`` at or after ``positions[partition]`` (0 where absent).
+
+    Each run holds increasing offsets of one partition, so what is kept of a run is a suffix;
+    runs that are kept whole are reused as they are.
+    """
+    from lakekit.interfaces.stream import RecordBlock, RecordRun
+
+    runs: list[RecordRun] = []
+    for run in block.runs:
+        start = positions.get(run.partition, 0)
+        if run.first_offset >= start:
+            runs.append(run)
+        elif run.next_offset > start:
+            cut = bisect_left(run.offsets, start)
+            runs.append(
+                RecordRun(
+                    run.partition,
+                    run.offsets[cut:],
+                    run.values[cut:],
+                    run.timestamps[cut:],
+                    run.keys[cut:],
+                    run.headers[cut:],
+                )
+            )
+    return RecordBlock(block.stream, runs)
+
+
+def records_at(block: RecordBlock, rows: Iterable[int]) -> dict[int, Record]:
+    """Row index -> :class:`Record`, for the given rows of ``block`` only.
+
+    The columns of a run are fetched once for all its requested rows; runs without one are not
+    touched, so a few rejected records of a large batch cost a few objects.
+    """
+    from lakekit.interfaces.stream import Record
+
+    wanted = sorted(set(rows))
+    found: dict[int, Record] = {}
+    if not wanted:
+        return found
+    stream = block.stream
+    first = 0
+    at = 0
+    for run in block.runs:
+        end = first + len(run)
+        if at < len(wanted) and wanted[at] < end:
+            offsets, values = run.offsets, run.values
+            stamps, keys, headers = run.timestamps, run.keys, run.headers
+            while at < len(wanted) and wanted[at] < end:
+                row = wanted[at]
+                i = row - first
+                found[row] = Record(
+                    stream, run.partition, offsets[i], stamps[i], values[i], keys[i], headers[i]
+                )
+                at += 1
+        first = end
+    return found
+
+
+def _row_numbers(count: int) -> Any:
+    """``0 .. count - 1`` as an int64 Array (built in C: ``pa.array(range(n))`` converts each
+    Python int)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    ones = pa.repeat(pa.scalar(1, pa.int64()), count)
+    return pc.subtract(pc.cumulative_sum(ones), pa.scalar(1, pa.int64()))
+
+
+_FEW_RUNS = 64
+"""Up to this many runs, the partition column is built as one repeated value per run (no
+Python int per row); beyond (a producer that publishes one record per call makes one run
+per record), from the block's ``partitions`` list."""
+
+
+def _partition_column(block: RecordBlock) -> Any:
+    """Each row's partition (int32)."""
+    import pyarrow as pa
+
+    runs = block.runs
+    if not runs or len(runs) > _FEW_RUNS:
+        return pa.array(block.partitions, pa.int32())
+    return pa.concat_arrays([pa.repeat(pa.scalar(r.partition, pa.int32()), len(r)) for r in runs])
 
 
 # -- fast path ------------------------------------------------------------------------------------
@@ -116,24 +252,14 @@ class _Checks:
         return found
 
 
-def _fast(
-    records: Sequence[Record],
-    parsed: pa.Table,
-    layout: RecordLayout,
-    partitions: Sequence[int] | None,
-) -> Decoded | None:
+def _fast(block: RecordBlock, parsed: pa.Table, layout: RecordLayout) -> Decoded | None:
     """The checked table, or None when the batch needs the slow path."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    count = len(records)
+    count = len(block)
     checks = _Checks(count)
-    columns: dict[str, Any] = {
-        ROW: pa.array(range(count), pa.int64()),
-        PARTITION: pa.array(
-            [r.partition for r in records] if partitions is None else partitions, pa.int32()
-        ),
-    }
+    columns: dict[str, Any] = {ROW: _row_numbers(count), PARTITION: _partition_column(block)}
 
     def column(name: str) -> Any:
         if name in parsed.column_names:
@@ -141,7 +267,7 @@ def _fast(
         return pa.nulls(count)
 
     if layout.time_field is None:
-        stamps = pa.array([r.timestamp for r in records], pa.timestamp("us", tz="UTC"))
+        stamps = pa.array(block.timestamps, pa.timestamp("us", tz="UTC"))
         columns[TIME] = stamps.cast(pa.int64())
     else:
         times = _fast_times(column(layout.time_field), layout, checks)
@@ -154,7 +280,8 @@ def _fast(
         kind = raw_key.type
         if pa.types.is_timestamp(kind):
             return None  # pyarrow parsed a key that looks like a time: keep its original text
-        checks.add(pc.is_null(raw_key), f"missing key field {layout.key_field!r}")
+        if raw_key.null_count:
+            checks.add(pc.is_null(raw_key), f"missing key field {layout.key_field!r}")
         if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_integer(kind):
             columns[KEY] = raw_key.cast(pa.string())
         elif pa.types.is_null(kind):
@@ -185,7 +312,8 @@ def _fast_times(raw: Any, layout: RecordLayout, checks: _Checks) -> Any:
     name = layout.time_field
     assert name is not None
     kind = raw.type
-    checks.add(pc.is_null(raw), f"missing time field {name!r}")
+    if raw.null_count:
+        checks.add(pc.is_null(raw), f"missing time field {name!r}")
     try:
         if pa.types.is_integer(kind):
             micros = pc.multiply_checked(raw.cast(pa.int64()), _UNIT_US[layout.time_unit])
@@ -203,14 +331,17 @@ def _fast_times(raw: Any, layout: RecordLayout, checks: _Checks) -> Any:
             micros = pa.nulls(len(raw), pa.int64())
     except (pa.ArrowInvalid, OverflowError):
         return None  # out-of-range numbers: judged one by one
-    outside = pc.or_(
-        pc.less(micros, pa.scalar(_MIN_US, pa.int64())),
-        pc.greater(micros, pa.scalar(_MAX_US, pa.int64())),
-    )
-    checks.add(
-        pc.fill_null(outside, False), f"time field {name!r} is out of range (years 2 to 9998)"
-    )
-    return pc.fill_null(micros, 0)
+    bounds = pc.min_max(micros)  # one pass; the mask only when a time is out of range
+    low, high = bounds["min"].as_py(), bounds["max"].as_py()
+    if low is not None and (low < _MIN_US or high > _MAX_US):
+        outside = pc.or_(
+            pc.less(micros, pa.scalar(_MIN_US, pa.int64())),
+            pc.greater(micros, pa.scalar(_MAX_US, pa.int64())),
+        )
+        checks.add(
+            pc.fill_null(outside, False), f"time field {name!r} is out of range (years 2 to 9998)"
+        )
+    return pc.fill_null(micros, 0) if micros.null_count else micros
 
 
 def _parse_time_strings(raw: Any, name: str, checks: _Checks) -> Any:

@@ -15,7 +15,7 @@ aggregation                 state                   result                      
 ``Count("f")``              non-null values         number of records with ``f`` set      int64
 ``Sum("f")``                running sum             sum of ``f`` (null if none)           float64
 ``Min("f")`` / ``Max("f")`` extreme value           smallest / largest ``f``              *
-``Mean("f")``               ``[sum, count]``        average of ``f`` (null if none)       float64
+``Mean("f")``               ``(sum, count)``        average of ``f`` (null if none)       float64
 ``ApproxDistinct("f")``     HyperLogLog sketch      estimated distinct values of ``f``    int64
 =========================== ======================= ===================================== ========
 
@@ -54,10 +54,11 @@ from __future__ import annotations
 
 import base64
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from lakekit.errors import ConfigurationError, MissingDependencyError
+from lakekit.errors import ConfigurationError, InvalidInputError, MissingDependencyError
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -77,6 +78,12 @@ __all__ = [
 
 Partial = tuple[str | None, str]
 """One Arrow hash aggregation a state is built from: (column or None for all rows, function)."""
+
+_drain: Callable[[Iterator[Any]], None] = deque[Any](maxlen=0).extend
+"""Run an iterator to its end in C (``_drain(map(f, xs))`` calls ``f`` on each of ``xs``)."""
+_PLAIN_TYPES = frozenset({int, float, str})
+"""Python types of values a HyperLogLog sketch takes as they are (bool is a subclass of int
+but is hashed as 0/1 by :func:`_hashable`, so it is not listed)."""
 
 
 class Aggregation(ABC):
@@ -155,6 +162,17 @@ class Aggregation(ABC):
         values = parts[0].drop_null()
         return self.add(self.init() if state is None else state, values)
 
+    def fold_groups(self, states: Sequence[Any], parts: Sequence[Sequence[Any]]) -> list[Any]:
+        """:meth:`fold` for every (key, window) group of one batch at once.
+
+        ``states[i]`` is group ``i``'s state (None for a new window) and ``parts[j][i]`` its
+        value of partial ``j`` (in :meth:`partials` order); returns the new states, in order.
+        The job calls this once per batch and aggregation, so Python runs once per group
+        without a method call per group where an aggregation overrides it (the built-ins do,
+        with the same results as :meth:`fold`). Default: :meth:`fold` on each group.
+        """
+        return [self.fold(state, [part[i] for part in parts]) for i, state in enumerate(states)]
+
 
 class Count(Aggregation):
     """Records in the window (``Count()``), or records whose ``column`` is set."""
@@ -167,6 +185,9 @@ class Count(Aggregation):
 
     def fold(self, state: Any, parts: Sequence[Any]) -> Any:
         return (state or 0) + int(parts[0])
+
+    def fold_groups(self, states: Sequence[Any], parts: Sequence[Sequence[Any]]) -> list[Any]:
+        return [(state or 0) + int(count) for state, count in zip(states, parts[0], strict=True)]
 
     def init(self) -> int:
         return 0
@@ -196,6 +217,15 @@ class Sum(Aggregation):
     def fold(self, state: Any, parts: Sequence[Any]) -> Any:
         return self.merge(state, parts[0])
 
+    def fold_groups(self, states: Sequence[Any], parts: Sequence[Sequence[Any]]) -> list[Any]:
+        # merge() inlined; a sum partial is a float (float64 column) or None
+        return [
+            (None if total is None else float(total))
+            if state is None
+            else (float(state) if total is None else float(state) + total)
+            for state, total in zip(states, parts[0], strict=True)
+        ]
+
     def init(self) -> None:
         return None
 
@@ -224,6 +254,19 @@ class _Extreme(Aggregation):
 
     def fold(self, state: Any, parts: Sequence[Any]) -> Any:
         return self.merge(state, parts[0])
+
+    def fold_groups(self, states: Sequence[Any], parts: Sequence[Sequence[Any]]) -> list[Any]:
+        # merge() inlined: min(a, b) is a unless b < a, max(a, b) is a unless b > a
+        pairs = zip(states, parts[0], strict=True)
+        if self.function == "min":
+            return [
+                value if state is None else state if value is None or not value < state else value
+                for state, value in pairs
+            ]
+        return [
+            value if state is None else state if value is None or not value > state else value
+            for state, value in pairs
+        ]
 
     def init(self) -> None:
         return None
@@ -256,7 +299,12 @@ class Max(_Extreme):
 
 
 class Mean(Aggregation):
-    """Average of a numeric field, kept as ``[sum, count]`` so windows merge exactly."""
+    """Average of a numeric field, kept as ``(sum, count)`` so windows merge exactly.
+
+    The state is a tuple (a list in the checkpoint's JSON): a window's tuple of two numbers is
+    not tracked by Python's garbage collector once it survives a collection, so the states of
+    many open windows do not make every full collection longer.
+    """
 
     numeric = True
 
@@ -268,28 +316,50 @@ class Mean(Aggregation):
 
     def fold(self, state: Any, parts: Sequence[Any]) -> Any:
         total, count = parts
-        return self.merge(state, [float(total or 0.0), int(count)])
+        return self.merge(state, (float(total or 0.0), int(count)))
 
-    def init(self) -> list[float]:
-        return [0.0, 0]
+    def fold_groups(self, states: Sequence[Any], parts: Sequence[Sequence[Any]]) -> list[Any]:
+        # merge() inlined; totals are floats (float64 column) or None, counts ints
+        totals, counts = parts
+        return [
+            (float(total or 0.0), int(count))
+            if state is None
+            else (float(state[0]) + (total or 0.0), int(state[1]) + int(count))
+            for state, total, count in zip(states, totals, counts, strict=True)
+        ]
+
+    def init(self) -> tuple[float, int]:
+        return (0.0, 0)
 
     def add(self, state: Any, values: pa.Array[Any]) -> Any:
         import pyarrow.compute as pc
 
         total = pc.sum(values).as_py()
-        return self.merge(state, [float(total or 0.0), len(values) - values.null_count])
+        return self.merge(state, (float(total or 0.0), len(values) - values.null_count))
 
     def merge(self, left: Any, right: Any) -> Any:
         if left is None:
             return right
         if right is None:
             return left
-        return [float(left[0]) + float(right[0]), int(left[1]) + int(right[1])]
+        return (float(left[0]) + float(right[0]), int(left[1]) + int(right[1]))
 
     def result(self, state: Any) -> float | None:
         if state is None or not state[1]:
             return None
         return float(state[0]) / int(state[1])
+
+    def encode(self, state: Any) -> JSONValue:
+        return None if state is None else [float(state[0]), int(state[1])]
+
+    def decode(self, data: JSONValue) -> Any:
+        if data is None:
+            return None
+        if isinstance(data, list) and len(data) == 2:
+            total, count = data
+            if isinstance(total, int | float) and isinstance(count, int | float):
+                return (float(total), int(count))
+        raise InvalidInputError(f"a Mean checkpoint state must be [sum, count], got {data!r}")
 
 
 class ApproxDistinct(Aggregation):
@@ -321,8 +391,14 @@ class ApproxDistinct(Aggregation):
 
     def fold(self, state: Any, parts: Sequence[Any]) -> Any:
         sketch = self.init() if state is None else state
+        values = parts[0]
+        if not values:
+            return sketch
+        if set(map(type, values)) <= _PLAIN_TYPES:  # the usual case: no None, bool or JSON
+            _drain(map(sketch.update, values))  # the same updates, without a loop in Python
+            return sketch
         update = sketch.update
-        for value in parts[0]:
+        for value in values:
             if value is not None:
                 update(_hashable(value))
         return sketch

@@ -15,7 +15,8 @@
     job.start(); ...; job.stop()   # or keep running in a background thread
     view.get("d-17"); view.serve(port=8080)
 
-How a job works, per poll batch (see docs/streaming.md):
+How a job works, per poll batch (``Consumer.poll_batch``: a block of columns, with a
+``Record`` object built only for a record the side output gets; see docs/streaming.md):
 
 1. decode the batch's JSON values with one ``pyarrow.json`` call; records without a usable
    time or key go to the side output (``late=``) with the reason (or raise: ``on_invalid``);
@@ -58,24 +59,26 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from lakekit.capabilities import Capability, require
 from lakekit.errors import ConfigurationError, InvalidInputError, LakekitError
-from lakekit.streaming._operators import (
-    Closed,
-    FixedWindowOperator,
-    LateRow,
-    Operator,
-    SessionOperator,
+from lakekit.streaming._operators import FixedWindowOperator, LateRow, Operator, SessionOperator
+from lakekit.streaming._records import (
+    PARTITION,
+    TIME,
+    FieldMode,
+    RecordLayout,
+    decode_batch,
+    records_at,
+    unseen,
 )
-from lakekit.streaming._records import PARTITION, TIME, FieldMode, RecordLayout, decode_batch
 from lakekit.streaming.aggregations import Aggregation, result_type
 from lakekit.streaming.checkpoint import Checkpoints
-from lakekit.streaming.results import Rejected, ResultLayout, WindowResult, from_us
+from lakekit.streaming.results import Rejected, ResultColumns, ResultLayout, from_us
 from lakekit.streaming.sinks import KeyValueView, Sink, StreamSink, TableSink
 from lakekit.streaming.watermark import Watermarks
 from lakekit.streaming.windows import Duration, Session, WindowSpec, _FixedWindows, parse_duration
 
 if TYPE_CHECKING:
     from lakekit.interfaces.catalog import JSONValue
-    from lakekit.interfaces.stream import Consumer, Record, Stream
+    from lakekit.interfaces.stream import Consumer, RecordBlock, Stream
     from lakekit.lake import Lake
 
 __all__ = ["RunStats", "Until", "WindowedJob", "windowed"]
@@ -192,7 +195,7 @@ class WindowedJob:
     _operator: Operator
     _positions: dict[int, int]
     _payload_key: str | None
-    _pending_results: list[WindowResult]
+    _pending_results: list[ResultColumns]
     _pending_rejected: list[Rejected]
     _closed: bool
 
@@ -550,45 +553,39 @@ class WindowedJob:
     def _step(self, timeout: float) -> bool:
         """Poll once, process, advance the watermark, emit; True if records came."""
         assert self._consumer is not None
-        records = self._consumer.poll(self.batch_size, timeout=timeout)
-        if records:
-            self._process(records)
+        block = self._consumer.poll_batch(self.batch_size, timeout=timeout)
+        if block:
+            self._process(block)
         self._advance()
-        if records and self.early == "batch":
-            self._emit(self._operator.updates(), final=False)
+        if block and self.early == "batch":
+            self._emit(self._operator.updates())
         elif isinstance(self.early, float):
             now = _now()
             if now - self._last_early >= self.early:
                 self._last_early = now
-                self._emit(self._operator.updates(), final=False)
-        return bool(records)
+                self._emit(self._operator.updates())
+        return bool(block)
 
-    def _process(self, records: list[Record]) -> None:
-        partitions = [r.partition for r in records]
-        offsets = [r.offset for r in records]
-        # a poll returns each partition's records in offset order: checking the first record
-        # of each partition tells whether any was already processed (never, with one member)
-        first = dict(zip(reversed(partitions), reversed(offsets), strict=True))
-        if any(offset < self._positions.get(p, 0) for p, offset in first.items()):
-            keep = [
-                i
-                for i, (p, offset) in enumerate(zip(partitions, offsets, strict=True))
-                if offset >= self._positions.get(p, 0)
-            ]
-            records = [records[i] for i in keep]
-            partitions = [partitions[i] for i in keep]
-            offsets = [offsets[i] for i in keep]
-        fresh = records
-        last = dict(zip(partitions, offsets, strict=True))
-        positions = {**self._positions, **{p: offset + 1 for p, offset in last.items()}}
-        self.stats.records += len(fresh)
+    def _process(self, block: RecordBlock) -> None:
+        """Fold one polled block into the windows; route its late and invalid records.
+
+        Works on the block's columns: no :class:`Record` is built except for rejected rows.
+        """
+        done = self._positions
+        # a block holds each partition's records in offset order: a run's first offset tells
+        # whether any of it was already processed (never, with one member; possible when a
+        # rebalance hands a partition back at the group's older committed offset)
+        if any(run.first_offset < done.get(run.partition, 0) for run in block.runs):
+            block = unseen(block, done)
+        read = block.next_offsets
+        self.stats.records += len(block)
         self.stats.batches += 1
-        if not fresh:
+        if not block:
             return
-        decoded = decode_batch(fresh, self._record_layout, partitions)
+        decoded = decode_batch(block, self._record_layout)
         if decoded.invalid and self.on_invalid == "raise":
             row, reason = min(decoded.invalid.items())
-            record = fresh[row]
+            record = records_at(block, [row])[row]
             assert self._consumer is not None
             self._consumer.seek(self._positions)  # this batch is not applied
             raise InvalidInputError(
@@ -605,10 +602,10 @@ class WindowedJob:
             seen: list[Any] = grouped.column(PARTITION).to_pylist()
             maxima: list[Any] = grouped.column(f"{TIME}_max").to_pylist()
             newest = dict(zip(seen, maxima, strict=True))
-        self._watermarks.observe(newest, last, now)
-        self._positions = positions
+        self._watermarks.observe(newest, read, now)
+        self._positions = {**done, **read}
         self._changed = True
-        rejected = self._rejected(fresh, decoded.invalid, late_rows)
+        rejected = self._rejected(block, decoded.invalid, late_rows)
         self.stats.invalid += len(decoded.invalid)
         self.stats.late += len(late_rows)
         self.stats.counted += table.num_rows - len(late_rows)
@@ -619,8 +616,12 @@ class WindowedJob:
                 self.late.write_rejected(rejected)
 
     def _rejected(
-        self, records: list[Record], invalid: Mapping[int, str], late_rows: Sequence[LateRow]
+        self, block: RecordBlock, invalid: Mapping[int, str], late_rows: Sequence[LateRow]
     ) -> list[Rejected]:
+        """The side-output rows of a block's invalid and late records (by stream position)."""
+        if not invalid and not late_rows:
+            return []
+        records = records_at(block, [*invalid, *(late.row for late in late_rows)])
         found = [
             Rejected(
                 "invalid",
@@ -659,39 +660,35 @@ class WindowedJob:
         watermark = self._watermarks.advance(backlog, _now())
         if watermark is not None:
             closed = self._operator.close(watermark)
-            if closed:
+            if len(closed):
                 self._changed = True
-                self._emit(closed, final=True)
+                self._emit(closed)
 
-    def _emit(self, closed: list[Closed], *, final: bool) -> None:
-        if not closed:
+    def _emit(self, closed: ResultColumns) -> None:
+        """Send results to the sinks that take them: the at-least-once sinks now (as
+        :class:`WindowResult` objects, built only for them), the table sink at the next
+        commit (by column)."""
+        count = len(closed)
+        if not count:
             return
-        names = self.layout.aggregates
-        results = [
-            WindowResult(
-                c.key,
-                from_us(c.start),
-                from_us(c.end),
-                dict(zip(names, c.values, strict=True)),
-                final,
-                self.key,
-            )
-            for c in closed
-        ]
+        final = closed.final
         if final:
-            self.stats.results += len(results)
+            self.stats.results += count
         else:
-            self.stats.updates += len(results)
-        for sink in self._direct:
-            if final or sink.updates:
+            self.stats.updates += count
+        direct = [sink for sink in self._direct if final or sink.updates]
+        if direct:
+            results = closed.results(self.layout.aggregates, self.key)
+            for sink in direct:
                 sink.write_results(results)
         if self.table_sink is not None and (final or self.table_sink.updates):
-            self._pending_results.extend(results)
+            self._pending_results.append(closed)
 
     # -- internals: commit ----------------------------------------------------------------------
     def _maybe_commit(self) -> None:
         due = _now() - self._last_commit >= self.checkpoint_every_s
-        if (due and self._changed) or len(self._pending_results) >= _MAX_PENDING_RESULTS:
+        pending = sum(map(len, self._pending_results))
+        if (due and self._changed) or pending >= _MAX_PENDING_RESULTS:
             self._commit()
 
     def _commit(self) -> None:
@@ -713,7 +710,7 @@ class WindowedJob:
                 self.late.write_rejected(self._pending_rejected)  # idempotent (merge)
             if self.table_sink is not None and self._pending_results:
                 version = self._version
-                self.table_sink.write_results(
+                self.table_sink.write_columns(
                     self._pending_results,
                     set_state={self.checkpoints.state_key: entry},
                     precondition=lambda: self.checkpoints.unchanged_since(version),

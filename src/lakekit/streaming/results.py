@@ -23,11 +23,13 @@ if TYPE_CHECKING:
 __all__ = [
     "EPOCH",
     "Rejected",
+    "ResultColumns",
     "ResultLayout",
     "WindowResult",
     "from_us",
     "rejected_schema",
     "rejected_table",
+    "columns_table",
     "results_table",
     "to_iso",
 ]
@@ -97,6 +99,43 @@ class WindowResult:
             data[name] = _finite(value)
         data["final"] = self.final
         return data
+
+
+@dataclass(slots=True)
+class ResultColumns:
+    """Window results by column (times in µs since the epoch): what a job's window operator
+    emits when windows close or update. :class:`WindowResult` objects are built from it only
+    for the sinks that take them one by one (:meth:`results`); the table sink appends the
+    columns as they are (:func:`columns_table`)."""
+
+    keys: list[str | None]
+    starts: list[int]
+    ends: list[int]
+    values: list[list[Any]]
+    """Per aggregate (in the job's order), one result per window."""
+    final: bool
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def results(self, names: Sequence[str], key_field: str | None) -> list[WindowResult]:
+        """The windows as :class:`WindowResult` objects, in order (``names``: the aggregates')."""
+        times: dict[int, datetime] = {}  # windows closing together share their bounds
+
+        def at(micros: int) -> datetime:
+            found = times.get(micros)
+            if found is None:
+                found = times[micros] = from_us(micros)
+            return found
+
+        rows = zip(*self.values, strict=True) if self.values else ((),) * len(self.keys)
+        final = self.final
+        return [
+            WindowResult(
+                key, at(start), at(end), dict(zip(names, row, strict=True)), final, key_field
+            )
+            for key, start, end, row in zip(self.keys, self.starts, self.ends, rows, strict=True)
+        ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,24 +208,88 @@ def results_table(
 ) -> pa.Table:
     """Results as an Arrow table; inferred aggregate types follow ``known`` (the sink table's
     schema) where it has the column."""
+    return _table(
+        [r.key for r in rows],
+        [_us(r.start) for r in rows],
+        [_us(r.end) for r in rows],
+        [[r.values.get(name) for r in rows] for name in layout.aggregates],
+        [r.final for r in rows],
+        layout,
+        known,
+    )
+
+
+def columns_table(
+    batches: Sequence[ResultColumns], layout: ResultLayout, known: pa.Schema | None
+) -> pa.Table:
+    """:func:`results_table` of the results held in ``batches``, in order, without a Python
+    object per result."""
+    count = len(layout.aggregates)
+    values: list[list[Any]] = [[] for _ in range(count)]
+    keys: list[str | None] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    finals: list[bool] = []
+    for batch in batches:
+        keys += batch.keys
+        starts += batch.starts
+        ends += batch.ends
+        finals += [batch.final] * len(batch)
+        for column, part in zip(values, batch.values, strict=True):
+            column.extend(part)
+    return _table(keys, starts, ends, values, finals, layout, known)
+
+
+def _table(  # noqa: PLR0917 - one positional argument per column
+    keys: list[str | None],
+    starts: list[int],
+    ends: list[int],
+    values: list[list[Any]],
+    finals: list[bool],
+    layout: ResultLayout,
+    known: pa.Schema | None,
+) -> pa.Table:
     import pyarrow as pa
 
     ts = pa.timestamp("us", tz="UTC")
     columns: dict[str, pa.Array[Any]] = {}
     if layout.key_field is not None:
-        columns[layout.key_field] = pa.array([r.key for r in rows], pa.string())
-    columns["window_start"] = pa.array([r.start for r in rows], ts)
-    columns["window_end"] = pa.array([r.end for r in rows], ts)
-    for name, declared in zip(layout.aggregates, layout.types, strict=True):
-        values = [_finite(r.values.get(name)) for r in rows]
+        columns[layout.key_field] = pa.array(keys, pa.string())
+    columns["window_start"] = pa.array(starts, pa.int64()).cast(ts)
+    columns["window_end"] = pa.array(ends, pa.int64()).cast(ts)
+    for name, declared, column in zip(layout.aggregates, layout.types, values, strict=True):
         kind = declared
         if kind is None and known is not None and name in known.names:
             kind = known.field(name).type
-        if kind is None and all(v is None for v in values):
-            kind = pa.float64()  # nothing to infer from: the common case of numeric extremes
-        columns[name] = pa.array(values) if kind is None else pa.array(values, kind)
-    columns["final"] = pa.array([r.final for r in rows], pa.bool_())
+        columns[name] = _finite_array(column, kind)
+    columns["final"] = pa.array(finals, pa.bool_())
     return pa.table(columns)
+
+
+def _finite_array(values: list[Any], kind: pa.DataType | None) -> pa.Array[Any]:
+    """``values`` as an Arrow array of ``kind`` (inferred when None; float64 when every value
+    is null), non-finite floats made null."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        if kind is None and values.count(None) == len(values):
+            kind = pa.float64()  # nothing to infer from: the common case of numeric extremes
+        array = pa.array(values) if kind is None else pa.array(values, kind)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # a non-finite float among other kinds
+        values = [_finite(v) for v in values]
+        if kind is None and values.count(None) == len(values):
+            kind = pa.float64()
+        return pa.array(values) if kind is None else pa.array(values, kind)
+    if pa.types.is_floating(array.type):
+        finite = pc.is_finite(array)
+        if not pc.all(finite).as_py():
+            array = pc.if_else(finite, array, pa.scalar(None, array.type))
+    return array
+
+
+def _us(value: datetime) -> int:
+    return (value - EPOCH) // timedelta(microseconds=1)
 
 
 def _finite(value: Any) -> Any:

@@ -32,8 +32,10 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast
 from lakekit.errors import ConfigurationError, NotSupportedError
 from lakekit.streaming.results import (
     Rejected,
+    ResultColumns,
     ResultLayout,
     WindowResult,
+    columns_table,
     rejected_table,
     results_table,
 )
@@ -167,6 +169,24 @@ class TableSink(Sink):
         """
         existing = self._existing()
         data = results_table(results, self.layout, None if existing is None else existing.schema)
+        self._target(data.schema).append(data, set_state=set_state, precondition=precondition)
+
+    def write_columns(
+        self,
+        batches: Sequence[ResultColumns],
+        *,
+        set_state: StateUpdate | None = None,
+        precondition: Callable[[], None] | None = None,
+    ) -> None:
+        """:meth:`write_results` of results held by column (what the job commits): the same
+        rows in the same one atomic append, without a :class:`WindowResult` per window.
+
+        Raises:
+            SchemaError: the results do not fit the existing table.
+            Whatever ``precondition`` raises (nothing is written then).
+        """
+        existing = self._existing()
+        data = columns_table(batches, self.layout, None if existing is None else existing.schema)
         self._target(data.schema).append(data, set_state=set_state, precondition=precondition)
 
     def write_rejected(self, rows: Sequence[Rejected]) -> None:
