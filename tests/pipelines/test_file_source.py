@@ -376,11 +376,12 @@ def test_a_small_buffered_csv_file_is_typed_from_all_its_rows(store: ObjectStore
 @pytest.mark.parametrize(
     ("name", "data", "what"),
     [
-        ("a.ndjson.gz", gzip.compress(NDJSON)[:-12], "gzip"),
+        ("a.ndjson.gz", gzip.compress(NDJSON, mtime=0)[:-12], "gzip"),
         ("a.csv.zst", zstd(CSV)[:-6] + b"junk", "zstd"),
         ("a.parquet", b"PAR1 not really parquet", "Parquet"),
         pytest.param("a.avro", b"Obj\x01 truncated", "Avro", marks=needs_fastavro),
     ],
+    ids=["gzip", "zstd", "parquet", "avro"],
 )
 def test_corrupt_files_raise_invalid_input(
     store: ObjectStore, name: str, data: bytes, what: str
