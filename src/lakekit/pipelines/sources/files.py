@@ -427,7 +427,8 @@ class FileSource(Source):
         file took ~40 ms instead of ~70 ms. Larger files go in ``block_size`` chunks, which
         measured faster for them."""
         if isinstance(stream, io.BytesIO):
-            size = stream.getbuffer().nbytes - stream.tell()
+            # getvalue() is the BytesIO's own bytes object; getbuffer() would copy them.
+            size = len(stream.getvalue()) - stream.tell()
             if size <= 2 * self.block_size:
                 return max(size, 1)
         return self.block_size
