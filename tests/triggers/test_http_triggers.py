@@ -210,6 +210,28 @@ def test_bodies_over_the_limit_are_413_and_chunked_bodies_411(
     assert seen == [1000]
 
 
+def test_a_chunked_body_sent_after_a_pause_still_gets_its_411(
+    lake: Lake, serve: Callable[..., LocalServer]
+) -> None:
+    # The server reads the chunked body before it answers and closes: answering at once would
+    # make the body, arriving later, reset the connection and lose the 411 on the client.
+    lake.functions.on_http("/upload", methods=["POST"], name="upload")(lambda e, c: None)
+    server = serve(lake)
+    assert server.url is not None
+    parts = urlsplit(server.url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=30) as client:
+        client.sendall(b"POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+        time.sleep(0.3)
+        client.sendall(b"3\r\nabc\r\n")
+        time.sleep(0.3)
+        client.sendall(b"0\r\n\r\n")
+        response = b""
+        while chunk := client.recv(65536):
+            response += chunk
+    assert response.startswith(b"HTTP/1.0 411")
+    assert b"length required" in response
+
+
 def test_requests_in_flight_finish_when_the_server_stops(lake: Lake) -> None:
     entered = threading.Event()
 

@@ -16,7 +16,9 @@
   ``504``, any other failure ``500``, each with a generic JSON body
   ``{"error": ..., "request_id": ...}``; the log line names the request id and the error type
   (the traceback is logged at DEBUG level). A body larger than ``max_body_bytes`` is ``413``
-  (not read), a chunked body without ``Content-Length`` ``411``.
+  (a body at most 1 MiB over the limit is read and dropped first, so that the client sees the
+  answer), a chunked body without ``Content-Length`` ``411`` (read and dropped first, up to
+  1 MiB).
 * Stopping drains: requests being handled finish before :meth:`HttpServer.stop` returns.
 """
 
@@ -288,6 +290,11 @@ def _handler_class(
 
         def _read_body(self, request_id: str) -> bytes | None:
             if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+                self.close_connection = True
+                # Read and drop a moderate chunked body before answering, for the same reason
+                # as an oversized one below: a client still sending its last chunk to a
+                # closed socket gets a reset instead of the 411.
+                self._discard_chunked(_DISCARD_BYTES)
                 self._send_error(HTTPStatus.LENGTH_REQUIRED, "length required", request_id)
                 return None
             raw = self.headers.get("Content-Length")
@@ -314,6 +321,30 @@ def _handler_class(
                 self._send_error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "body too large", request_id)
                 return None
             return self.rfile.read(length)
+
+        def _discard_chunked(self, limit: int) -> None:
+            """Read a chunked body up to its last chunk and trailers, or ``limit`` bytes."""
+            budget = limit
+            while budget > 0:
+                line = self.rfile.readline(1024)
+                budget -= len(line)
+                try:
+                    size = int(line.split(b";", 1)[0].strip(), 16)
+                except ValueError:
+                    return  # not chunked encoding after all: the connection closes anyway
+                if size == 0:
+                    while budget > 0:  # trailers, up to the blank line
+                        line = self.rfile.readline(1024)
+                        budget -= len(line)
+                        if line in (b"\r\n", b"\n", b""):
+                            return
+                    return
+                if size + 2 > budget:
+                    return
+                data = self.rfile.read(size + 2)
+                budget -= len(data)
+                if len(data) < size + 2:
+                    return
 
         def _fail(
             self,
