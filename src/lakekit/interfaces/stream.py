@@ -189,7 +189,15 @@ def _build_records(  # noqa: PLR0917 - one positional argument per Record field
             )
         )
     records = list(map(_new_record, repeat(Record, count)))
-    columns = (repeat(stream), repeat(partition), offsets, timestamps, values, keys, headers)
+    columns: tuple[Iterable[Any], ...] = (
+        repeat(stream),
+        repeat(partition),
+        offsets,
+        timestamps,
+        values,
+        keys,
+        headers,
+    )
     for setter, column in zip(_SETTERS, columns, strict=True):
         _drain(map(setter, records, column))
     return records
