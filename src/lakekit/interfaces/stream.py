@@ -172,23 +172,6 @@ def _build_records(  # noqa: PLR0917 - one positional argument per Record field
     ``object.__setattr__``) costs about half of calling ``Record(...)`` per record. Records
     are immutable either way.
     """
-    if not _FAST_RECORDS:  # pragma: no cover - only if Record changes shape
-        return list(
-            islice(
-                map(
-                    Record,
-                    repeat(stream),
-                    repeat(partition),
-                    offsets,
-                    timestamps,
-                    values,
-                    keys,
-                    headers,
-                ),
-                count,
-            )
-        )
-    records = list(map(_new_record, repeat(Record, count)))
     columns: tuple[Iterable[Any], ...] = (
         repeat(stream),
         repeat(partition),
@@ -198,6 +181,9 @@ def _build_records(  # noqa: PLR0917 - one positional argument per Record field
         keys,
         headers,
     )
+    if not _FAST_RECORDS:  # pragma: no cover - only if Record changes shape
+        return list(islice(map(Record, *columns), count))
+    records = list(map(_new_record, repeat(Record, count)))
     for setter, column in zip(_SETTERS, columns, strict=True):
         _drain(map(setter, records, column))
     return records
