@@ -176,9 +176,9 @@ def _default_urls(lake_url: str) -> dict[str, str]:
             "functions": "local",
         }
     if scheme in ("s3", "s3a"):
-        # An AWS lake: S3 store, Glue catalog, DuckDB reading the tables through the S3 store
-        # (until the Athena engine lands), in-process functions. No stream default: choose
-        # one explicitly (e.g. LAKEKIT_STREAM=local) until the Kinesis adapter defines it.
+        # An AWS lake: S3 store, Glue catalog, DuckDB reading the tables through the S3 store,
+        # in-process functions: nothing billed beyond S3 and Glue until the user opts in to
+        # Athena, Lambda or a stream (Kinesis is billed per shard-hour, so none is chosen).
         return {"store": lake_url, "catalog": "glue://", "engine": "duckdb", "functions": "local"}
     # Other lakes get their store from the URL; the rest must be configured until their
     # provider's adapters define defaults.
