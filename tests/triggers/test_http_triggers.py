@@ -232,6 +232,29 @@ def test_a_chunked_body_sent_after_a_pause_still_gets_its_411(
     assert b"length required" in response
 
 
+@pytest.mark.parametrize(
+    "body_start",
+    [b"200000\r\n", b"-1\r\n", b"zz\r\n"],
+    ids=["a 2 MiB chunk", "a negative size", "not a size"],
+)
+def test_a_chunked_body_is_read_at_most_1_mib_before_its_411(
+    lake: Lake, serve: Callable[..., LocalServer], body_start: bytes
+) -> None:
+    # The server must answer without waiting for the rest of the body (which never comes).
+    lake.functions.on_http("/upload", methods=["POST"], name="upload")(lambda e, c: None)
+    server = serve(lake)
+    assert server.url is not None
+    parts = urlsplit(server.url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as client:
+        client.sendall(
+            b"POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" + body_start
+        )
+        response = b""
+        while chunk := client.recv(65536):
+            response += chunk
+    assert response.startswith(b"HTTP/1.0 411")
+
+
 def test_requests_in_flight_finish_when_the_server_stops(lake: Lake) -> None:
     entered = threading.Event()
 

@@ -323,28 +323,30 @@ def _handler_class(
             return self.rfile.read(length)
 
         def _discard_chunked(self, limit: int) -> None:
-            """Read a chunked body up to its last chunk and trailers, or ``limit`` bytes."""
+            """Read a chunked body up to its last chunk and trailers, or stop at ``limit`` bytes
+            or at anything that is not chunked encoding (the connection closes either way)."""
             budget = limit
+            in_trailers = False
             while budget > 0:
                 line = self.rfile.readline(1024)
                 budget -= len(line)
+                if in_trailers:
+                    if line.strip() == b"":  # the blank line after the trailers, or EOF
+                        return
+                    continue
+                size_text = line.split(b";", 1)[0].strip()
+                if not size_text.isalnum():
+                    return  # empty, signed or otherwise not a chunk size
                 try:
-                    size = int(line.split(b";", 1)[0].strip(), 16)
+                    size = int(size_text, 16)
                 except ValueError:
-                    return  # not chunked encoding after all: the connection closes anyway
+                    return
                 if size == 0:
-                    while budget > 0:  # trailers, up to the blank line
-                        line = self.rfile.readline(1024)
-                        budget -= len(line)
-                        if line in (b"\r\n", b"\n", b""):
-                            return
+                    in_trailers = True
+                elif size + 2 > budget or len(self.rfile.read(size + 2)) < size + 2:
                     return
-                if size + 2 > budget:
-                    return
-                data = self.rfile.read(size + 2)
-                budget -= len(data)
-                if len(data) < size + 2:
-                    return
+                else:
+                    budget -= size + 2
 
         def _fail(
             self,
